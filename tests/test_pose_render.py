@@ -1,0 +1,230 @@
+"""The rainbow skeleton renderer and the COCO-17 keypoint structure, on hand-made keypoints."""
+
+from __future__ import annotations
+
+import colorsys
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from turbonext.pose import COCO_KEYPOINTS, FACE_COLORS, LIMB_COLORS, LIMBS, Person, render_pose
+from turbonext.pose.keypoints import KEYPOINT_INDEX, people_from_array, people_to_array
+from turbonext.pose.render import LIMB_TWINS, default_line_width
+
+# A person facing the camera (their left is the image's right), arms and legs apart so that no
+# limb midpoint is covered by another limb or dot. 512 x 512 pixels.
+STANDING = {
+    "nose": (256, 92),
+    "left_eye": (270, 70),
+    "right_eye": (242, 70),
+    "left_ear": (290, 78),
+    "right_ear": (222, 78),
+    "left_shoulder": (310, 140),
+    "right_shoulder": (202, 140),
+    "left_elbow": (370, 200),
+    "right_elbow": (142, 200),
+    "left_wrist": (420, 260),
+    "right_wrist": (92, 260),
+    "left_hip": (290, 290),
+    "right_hip": (222, 290),
+    "left_knee": (300, 380),
+    "right_knee": (212, 380),
+    "left_ankle": (305, 470),
+    "right_ankle": (207, 470),
+}
+
+
+def make_keypoints(offset=(0.0, 0.0), scale=1.0, conf=0.9) -> np.ndarray:
+    kp = np.zeros((17, 3), np.float32)
+    for name, (x, y) in STANDING.items():
+        kp[KEYPOINT_INDEX[name]] = (x * scale + offset[0], y * scale + offset[1], conf)
+    return kp
+
+
+def pixel(img, xy) -> tuple[int, int, int]:
+    return tuple(int(v) for v in np.asarray(img)[int(round(xy[1])), int(round(xy[0]))])
+
+
+def midpoint(kp: np.ndarray, a: str, b: str) -> tuple[float, float]:
+    pa, pb = kp[KEYPOINT_INDEX[a], :2], kp[KEYPOINT_INDEX[b], :2]
+    return float((pa[0] + pb[0]) / 2), float((pa[1] + pb[1]) / 2)
+
+
+def test_coco_order_and_names():
+    assert len(COCO_KEYPOINTS) == 17
+    assert COCO_KEYPOINTS[0] == "nose" and COCO_KEYPOINTS[5] == "left_shoulder"
+    assert COCO_KEYPOINTS[16] == "right_ankle"
+
+
+def test_output_is_rgb_of_requested_size_on_black():
+    img = render_pose([Person(make_keypoints())], size=(640, 480))
+    assert img.mode == "RGB" and img.size == (640, 480)
+    arr = np.asarray(img)
+    for corner in [(0, 0), (0, 639), (479, 0), (479, 639)]:
+        assert tuple(arr[corner]) == (0, 0, 0)
+    # Most of the image is pure black; the skeleton covers a few percent.
+    black = (arr == 0).all(axis=2).mean()
+    assert 0.9 < black < 0.999
+
+
+def test_every_limb_midpoint_has_its_palette_colour():
+    kp = make_keypoints()
+    img = render_pose(kp, size=512)
+    for name, a, b, color in LIMBS:
+        assert pixel(img, midpoint(kp, a, b)) == color, name
+
+
+def test_left_and_right_twins_differ_clearly():
+    for left, right in LIMB_TWINS.items():
+        hl = colorsys.rgb_to_hsv(*(c / 255 for c in LIMB_COLORS[left]))[0] * 360
+        hr = colorsys.rgb_to_hsv(*(c / 255 for c in LIMB_COLORS[right]))[0] * 360
+        gap = min(abs(hl - hr), 360 - abs(hl - hr))
+        assert gap >= 90, (left, right, gap)
+    assert LIMB_COLORS["left_upper_arm"] == (0, 255, 0)  # left arm green
+    assert LIMB_COLORS["right_upper_arm"] == (255, 0, 0)  # right arm red
+    assert len(set(LIMB_COLORS.values())) == len(LIMBS) == 12
+    assert len(LIMB_TWINS) == 5
+
+
+def test_front_and_back_views_look_different():
+    kp = make_keypoints()
+    front = render_pose(kp)
+    # The same silhouette seen from behind: x mirrored, keypoint names unchanged.
+    back_kp = kp.copy()
+    back_kp[:, 0] = 512 - back_kp[:, 0]
+    back = render_pose(back_kp)
+    # Facing the camera, the subject's left arm is on the image's right, green; from behind the
+    # image's right holds the right arm, red.
+    mid = midpoint(kp, "left_shoulder", "left_elbow")
+    assert pixel(front, mid) == LIMB_COLORS["left_upper_arm"]
+    assert pixel(back, mid) == LIMB_COLORS["right_upper_arm"]
+    # Mirroring the image with the names swapped (flip augmentation) keeps a frontal person frontal.
+    flipped = render_pose(Person(kp).flipped(512))
+    assert pixel(flipped, mid) == LIMB_COLORS["left_upper_arm"]
+    assert pixel(flipped, (512 - mid[0], mid[1])) == LIMB_COLORS["right_upper_arm"]
+
+
+def test_face_is_exactly_five_distinct_dots_without_lines():
+    from skimage.measure import label
+
+    kp = make_keypoints()
+    kp[5:, 2] = 0.0  # hide the body: only the face remains
+    arr = np.asarray(render_pose(kp))
+    mask = (arr > 0).any(axis=2)
+    labels, count = label(mask, connectivity=2, return_num=True)
+    assert count == 5
+    colours = {tuple(arr[labels == i][0]) for i in range(1, count + 1)}
+    assert colours == set(FACE_COLORS.values()) and len(colours) == 5
+    # No line between any two face keypoints: every pairwise midpoint is black.
+    face = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    for i, a in enumerate(face):
+        assert pixel(arr, kp[KEYPOINT_INDEX[a], :2]) == FACE_COLORS[a]
+        for b in face[i + 1:]:
+            assert pixel(arr, midpoint(kp, a, b)) == (0, 0, 0), (a, b)
+
+
+def test_low_confidence_joints_and_their_limbs_are_not_drawn():
+    kp = make_keypoints()
+    kp[KEYPOINT_INDEX["left_wrist"], 2] = 0.1
+    kp[KEYPOINT_INDEX["right_knee"], 2] = 0.29
+    img = render_pose(kp, threshold=0.3)
+    assert pixel(img, kp[KEYPOINT_INDEX["left_wrist"], :2]) == (0, 0, 0)
+    assert pixel(img, midpoint(kp, "left_elbow", "left_wrist")) == (0, 0, 0)
+    assert pixel(img, midpoint(kp, "right_hip", "right_knee")) == (0, 0, 0)
+    assert pixel(img, midpoint(kp, "right_knee", "right_ankle")) == (0, 0, 0)
+    # Neighbours that are confident are still there.
+    assert pixel(img, midpoint(kp, "left_shoulder", "left_elbow")) == LIMB_COLORS["left_upper_arm"]
+    assert pixel(img, midpoint(kp, "left_knee", "left_ankle")) == LIMB_COLORS["left_shin"]
+    # With a lower threshold they come back.
+    img_low = render_pose(kp, threshold=0.05)
+    assert pixel(img_low, midpoint(kp, "left_elbow", "left_wrist")) == LIMB_COLORS["left_forearm"]
+
+
+def test_all_zero_confidence_gives_a_black_image():
+    kp = make_keypoints(conf=0.0)
+    assert not np.asarray(render_pose(kp)).any()
+    assert not np.asarray(render_pose([], size=64)).any()
+
+
+def test_every_person_is_drawn():
+    a = make_keypoints(scale=0.5)
+    b = make_keypoints(scale=0.5, offset=(256, 256))
+    img = render_pose(np.stack([a, b]))
+    for kp in (a, b):
+        for name, s, e, color in LIMBS:
+            assert pixel(img, midpoint(kp, s, e)) == color, name
+
+
+def test_input_forms_render_identically():
+    kp = make_keypoints()
+    ref = np.asarray(render_pose([Person(kp)]))
+    assert np.array_equal(ref, np.asarray(render_pose(kp)))
+    assert np.array_equal(ref, np.asarray(render_pose(kp[None])))
+    assert np.array_equal(ref, np.asarray(render_pose(Person(kp))))
+    assert np.array_equal(ref, np.asarray(render_pose([kp])))
+
+
+def _thickness(img, x: int) -> int:
+    col = np.asarray(img)[:, x]
+    return int((col == LIMB_COLORS["shoulders"]).all(axis=1).sum())
+
+
+def test_line_width_scales_with_image_size():
+    small = render_pose(make_keypoints(scale=0.5), size=256)
+    big = render_pose(make_keypoints(scale=2.0), size=1024)
+    t_small, t_big = _thickness(small, 128), _thickness(big, 512)
+    assert t_small >= 2 and t_big >= 3 * t_small
+    assert default_line_width((512, 512)) == 5 and default_line_width((32, 32)) == 1
+
+
+def test_source_size_rescales_keypoints():
+    kp = make_keypoints(scale=2.0)  # detected in a 1024 x 1024 frame
+    img = render_pose(kp, size=512, source_size=(1024, 1024))
+    ref = render_pose(make_keypoints(), size=512)
+    assert np.array_equal(np.asarray(img), np.asarray(ref))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((17, 4)), np.zeros((2, 18, 3)), np.zeros(5), ["not a person"]],
+)
+def test_bad_inputs_raise_clear_errors(bad):
+    with pytest.raises(ValueError, match=r"17"):
+        render_pose(bad)
+
+
+def test_bad_size_raises():
+    with pytest.raises(ValueError, match="width, height"):
+        render_pose(make_keypoints(), size=(0, 10))
+
+
+def test_person_helpers_round_trip():
+    kp = make_keypoints()
+    people = people_from_array(np.stack([kp, kp + 1]), scores=[0.9, 0.8])
+    assert [p.score for p in people] == [0.9, 0.8]
+    arr = people_to_array(people)
+    assert arr.shape == (2, 17, 3) and arr.dtype == np.float32
+    assert np.array_equal(arr[0], kp)
+    assert people_to_array([]).shape == (0, 17, 3)
+    p = Person(kp[:, :2])  # xy only -> confidence 1
+    assert np.all(p.confidence == 1.0)
+    assert p["nose"][0] == 256
+    box = p.box()
+    assert box == (92.0, 70.0, 420.0, 470.0)
+    moved = p.transformed(scale=0.5, offset=(10, 20))
+    assert moved["nose"][0] == 138 and moved["nose"][1] == 66
+    twice = p.flipped(512).flipped(512)
+    assert np.allclose(twice.keypoints, p.keypoints)
+    with pytest.raises(KeyError):
+        p["neck"]
+
+
+def test_import_is_light():
+    code = (
+        "import sys, turbonext.pose, turbonext.pose.render;"
+        "bad=[m for m in ('torch','diffusers','cv2','ultralytics','mediapipe') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,57 @@
+"""Pose: COCO-17 keypoints, the rainbow skeleton renderer, detectors, smoothing and person masks.
+
+Light to import: numpy and PIL only. Detectors and segmenters import ultralytics / mediapipe
+lazily, when one is built (``pip install "turbonext[pose]"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from turbonext.pose.keypoints import (
+    COCO_KEYPOINTS,
+    FACE_KEYPOINTS,
+    FLIP_INDEX,
+    KEYPOINT_INDEX,
+    NUM_KEYPOINTS,
+    Person,
+    as_people,
+    people_from_array,
+    people_to_array,
+)
+from turbonext.pose.render import FACE_COLORS, LIMB_COLORS, LIMBS, render_pose
+
+# Names from modules that may not exist yet or that are heavier; imported on first use.
+_LAZY = {
+    "PoseDetector": "turbonext.pose.detectors",
+    "YoloPoseDetector": "turbonext.pose.detectors",
+    "MediaPipePoseDetector": "turbonext.pose.detectors",
+    "get_detector": "turbonext.pose.detectors",
+    "OneEuroFilter": "turbonext.pose.smoothing",
+    "PoseSmoother": "turbonext.pose.smoothing",
+    "PersonSegmenter": "turbonext.pose.segmentation",
+    "get_segmenter": "turbonext.pose.segmentation",
+}
+
+__all__ = [
+    "COCO_KEYPOINTS",
+    "FACE_COLORS",
+    "FACE_KEYPOINTS",
+    "FLIP_INDEX",
+    "KEYPOINT_INDEX",
+    "LIMBS",
+    "LIMB_COLORS",
+    "NUM_KEYPOINTS",
+    "Person",
+    "as_people",
+    "people_from_array",
+    "people_to_array",
+    "render_pose",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'turbonext.pose' has no attribute {name!r}")
