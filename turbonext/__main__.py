@@ -1,0 +1,5 @@
+import sys
+
+from turbonext.cli import main
+
+sys.exit(main())

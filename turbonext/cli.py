@@ -1,0 +1,46 @@
+"""The `turbonext` command line: one subcommand per job, each owned by the module that does it.
+
+Every subcommand is a ``module:function`` taking the remaining argv (a list of strings) and
+returning an exit code; modules are imported only when their subcommand runs, so
+``turbonext --help`` stays fast and optional extras are needed only where they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "generate": ("turbonext.generate", "cli_main", "render a driving video / pose sequence from a reference image"),
+    "bench": ("turbonext.bench", "cli_main", "speed benchmarks (streaming vs baselines)"),
+    "prepare-data": ("turbonext.data.prepare", "cli_main", "turn videos into the training dataset layout"),
+    "eval": ("turbonext.eval", "cli_main", "evaluate a model on held-out synthetic sequences"),
+    "synthetic": ("turbonext.synthetic", "cli_main", "write the synthetic benchmark dataset"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: turbonext <command> [options]", "", "commands:"]
+    for name, (_, _, text) in SUBCOMMANDS.items():
+        lines.append(f"  {name:<14} {text}")
+    lines.append("")
+    lines.append("Run `turbonext <command> --help` for the options of one command.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"turbonext: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = SUBCOMMANDS[name]
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Configurations of the model components: full-size SD1.5 ones and tiny ones of the same classes.
+
+Full-size components built from these configs with random weights time exactly like the real
+ones (benchmarks). Tiny ones (tests, ``--tiny`` benchmarks, the synthetic demo model) exercise the
+same code paths in seconds on a CPU. :func:`write_tiny_hub_layout` saves tiny components in the folder
+layouts of the real Hub repos, so the real loading code can be tested offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+# Stable Diffusion 1.5 UNet (stable-diffusion-v1-5/stable-diffusion-v1-5, unet/config.json).
+SD15_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
+# guoyww/animatediff-motion-adapter-v1-5-3 (v3: no motion mid block); v1-5-2 has one.
+MOTION_ADAPTER_V3 = dict(
+    block_out_channels=(320, 640, 1280, 1280),
+    motion_layers_per_block=2,
+    motion_num_attention_heads=8,
+    motion_norm_num_groups=32,
+    motion_max_seq_length=32,
+    use_motion_mid_block=False,
+)
+MOTION_ADAPTER_V2 = dict(MOTION_ADAPTER_V3, use_motion_mid_block=True)
+TAESD = dict()  # AutoencoderTiny defaults are madebyollin/taesd's config
+SD15_VAE = dict(
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    latent_channels=4,
+    sample_size=512,
+    scaling_factor=0.18215,
+)
+
+# Tiny components of the same classes. Four VAE blocks keep the real 8x spatial factor.
+TINY_UNET = dict(
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    cross_attention_dim=32,
+    attention_head_dim=4,
+    norm_num_groups=8,
+)
+TINY_MOTION_ADAPTER = dict(
+    block_out_channels=(32, 64),
+    motion_layers_per_block=1,
+    motion_num_attention_heads=2,
+    motion_norm_num_groups=8,
+    motion_max_seq_length=32,
+    use_motion_mid_block=False,
+)
+TINY_TAESD = dict(
+    encoder_block_out_channels=(8, 8, 8, 8),
+    decoder_block_out_channels=(8, 8, 8, 8),
+    num_encoder_blocks=(1, 1, 1, 1),
+    num_decoder_blocks=(1, 1, 1, 1),
+)
+TINY_VAE = dict(
+    block_out_channels=(8, 8, 8, 8),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=64,
+    scaling_factor=0.18215,
+)
+TINY_TEXT_ENCODER = dict(
+    hidden_size=32,
+    intermediate_size=37,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    max_position_embeddings=77,
+    projection_dim=32,
+)
+TINY_POSE_GUIDER = dict(block_out_channels=(8, 16, 16), out_channels=32)
+SCHEDULER = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    prediction_type="epsilon",
+)
+
+
+def tiny_clip_vocab() -> tuple[dict[str, int], list[str]]:
+    """A byte-level BPE vocabulary with no merges: every character is its own token."""
+    # GPT-2/CLIP byte-to-unicode table: printable bytes map to themselves, the rest above 255.
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, []
+
+
+def write_tiny_tokenizer(folder: str | os.PathLike) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = tiny_clip_vocab()
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "do_lower_case": True})
+    )
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                    "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
+    )
+
+
+def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool = False) -> dict:
+    """Randomly initialised SD1.5-style components: ``size`` is "tiny" or "full" (SD1.5 shapes).
+
+    Returns unet2d, motion_adapter, tiny_vae, vae (AutoencoderKL), text_encoder (tiny only, else None)
+    and pose_guider.
+    """
+    from diffusers import AutoencoderKL, AutoencoderTiny, MotionAdapter, UNet2DConditionModel
+
+    from turbonext.models.pose_guider import PoseGuider
+
+    if size not in ("tiny", "full"):
+        raise ValueError(f"size must be 'tiny' or 'full', got {size!r}")
+    tiny = size == "tiny"
+    torch.manual_seed(seed)
+    adapter_cfg = dict(TINY_MOTION_ADAPTER if tiny else MOTION_ADAPTER_V3, use_motion_mid_block=motion_mid_block)
+    out = dict(
+        unet2d=UNet2DConditionModel(**(TINY_UNET if tiny else SD15_UNET)),
+        motion_adapter=MotionAdapter(**adapter_cfg),
+        tiny_vae=AutoencoderTiny(**(TINY_TAESD if tiny else TAESD)),
+        vae=AutoencoderKL(**(TINY_VAE if tiny else SD15_VAE)),
+        pose_guider=PoseGuider(**(TINY_POSE_GUIDER if tiny else {})),
+        text_encoder=None,
+    )
+    if tiny:
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        vocab, _ = tiny_clip_vocab()
+        cfg = CLIPTextConfig(
+            **TINY_TEXT_ENCODER, vocab_size=len(vocab), bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"],
+        )
+        out["text_encoder"] = CLIPTextModel(cfg)
+    return out
+
+
+def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0) -> dict[str, str]:
+    """Save tiny components in the folder layouts of the real Hub repos; returns {role: folder}.
+
+    Roles: base (stable-diffusion-v1-5 layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/),
+    motion_adapter (v3 layout), motion_adapter_v2 (with a motion mid block), tiny_vae (taesd layout).
+    """
+    from diffusers import DDIMScheduler
+
+    root = Path(root)
+    comps = build_components("tiny", seed=seed)
+    base = root / "stable-diffusion-v1-5"
+    comps["unet2d"].save_pretrained(base / "unet")
+    comps["vae"].save_pretrained(base / "vae")
+    comps["text_encoder"].save_pretrained(base / "text_encoder")
+    write_tiny_tokenizer(base / "tokenizer")
+    DDIMScheduler(**SCHEDULER).save_pretrained(base / "scheduler")
+    (base / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    comps["motion_adapter"].save_pretrained(root / "animatediff-motion-adapter-v1-5-3")
+    v2 = build_components("tiny", seed=seed + 1, motion_mid_block=True)["motion_adapter"]
+    v2.save_pretrained(root / "animatediff-motion-adapter-v1-5-2")
+    comps["tiny_vae"].save_pretrained(root / "taesd")
+    return {
+        "base": str(base),
+        "motion_adapter": str(root / "animatediff-motion-adapter-v1-5-3"),
+        "motion_adapter_v2": str(root / "animatediff-motion-adapter-v1-5-2"),
+        "tiny_vae": str(root / "taesd"),
+    }

@@ -1,0 +1,1 @@
+"""Model components of turbonext (each a diffusers ModelMixin/ConfigMixin or a helper for one)."""

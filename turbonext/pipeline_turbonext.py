@@ -1,0 +1,333 @@
+"""TurboNextPipeline: a reference image + a pose sequence -> a video of that person in those poses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
+from diffusers.schedulers import SchedulerMixin
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from turbonext.context_windows import context_windows, window_weights
+from turbonext.image_inputs import image_to_tensor, images_to_tensor, tensor_to_pil
+from turbonext.loading import DEFAULT_LCM_LORA, resolve_pretrained_path
+from turbonext.models.pose_guider import PoseGuider
+from turbonext.models.reference_attention import ReferenceCache, ReferenceState, install_reference_processors
+from turbonext.models.unet_motion import TurboNextUNetMotionModel
+
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+
+
+@dataclass
+class TurboNextPipelineOutput(BaseOutput):
+    """``frames``: one clip, a list of PIL images ("pil"), an array (F, H, W, 3) in [0, 1] ("np"),
+    a tensor (F, 3, H, W) in [0, 1] ("pt") or latents (1, 4, F, h, w) ("latent")."""
+
+    frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+
+
+class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
+    r"""Pose transfer with SD1.5 + AnimateDiff motion modules, a cached ReferenceNet and a pose guider.
+
+    Components: ``vae`` decodes (TAESD ``AutoencoderTiny`` for speed, or an SD ``AutoencoderKL``);
+    ``encoder_vae`` (optional ``AutoencoderKL``) encodes the reference instead of ``vae``;
+    ``text_encoder``/``tokenizer`` (CLIP, frozen); ``unet`` (:class:`TurboNextUNetMotionModel`);
+    ``reference_unet`` (ReferenceNet, an SD1.5 ``UNet2DConditionModel``); ``pose_guider``;
+    ``scheduler`` (``LCMScheduler`` for 4-step inference).
+    """
+
+    model_cpu_offload_seq = "text_encoder->reference_unet->pose_guider->unet->vae"
+    _optional_components = ["encoder_vae"]
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        vae: AutoencoderTiny | AutoencoderKL,
+        text_encoder: CLIPTextModel,
+        tokenizer: CLIPTokenizer,
+        unet: TurboNextUNetMotionModel,
+        reference_unet: UNet2DConditionModel,
+        pose_guider: PoseGuider,
+        scheduler: SchedulerMixin,
+        encoder_vae: AutoencoderKL | None = None,
+    ):
+        super().__init__()
+        self.register_modules(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, reference_unet=reference_unet,
+            pose_guider=pose_guider, scheduler=scheduler, encoder_vae=encoder_vae,
+        )
+        self.reference_state = ReferenceState()
+        install_reference_processors(reference_unet, self.reference_state, "write")
+        install_reference_processors(unet, self.reference_state, "read")
+        self._prompt_cache: dict[tuple, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "TurboNextPipeline":
+        """Load from a local folder, a Hub repo id (downloaded with ``snapshot_download`` first), or
+        ``"turbonext-demo"`` (the small model embedded in the package)."""
+        path = resolve_pretrained_path(
+            pretrained_model_name_or_path, revision=kwargs.pop("revision", None), cache_dir=kwargs.get("cache_dir"),
+            local_files_only=kwargs.get("local_files_only", False), token=kwargs.get("token"),
+        )
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(path, **kwargs)
+
+    @classmethod
+    def from_components(cls, **kwargs) -> "TurboNextPipeline":
+        """Assemble from public component repos (or local folders in their layouts); see
+        :func:`turbonext.components.assemble_pipeline` for the arguments."""
+        from turbonext.components import assemble_pipeline
+
+        return assemble_pipeline(cls, **kwargs)
+
+    def to(self, *args, **kwargs) -> "TurboNextPipeline":
+        super().to(*args, **kwargs)
+        cache = self.reference_state.cache
+        if cache is not None:  # pipe.to() moves registered modules only: move the cache with them
+            cache.tokens = {n: t.to(self.reference_unet.device, self.reference_unet.dtype) for n, t in cache.tokens.items()}
+            cache.precompute_kv(self.unet)
+        return self
+
+    # ------------------------------------------------------------------ LCM
+    def fuse_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
+                      **kwargs) -> "TurboNextPipeline":
+        """Load LCM-LoRA (peft or kohya keys), fuse it into the main UNet and switch to ``LCMScheduler``."""
+        if weight_name is None and os.path.isdir(repo_or_path):
+            files = sorted(f for f in os.listdir(repo_or_path) if f.endswith(".safetensors"))
+            if not files:
+                raise FileNotFoundError(f"no .safetensors LoRA file in {repo_or_path}")
+            weight_name = files[0]
+        self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
+        self.fuse_lora(components=["unet"], lora_scale=scale, adapter_names=["lcm"])
+        self.unload_lora_weights()  # drops the LoRA layers, keeps the fused weights
+        self.scheduler = LCMScheduler.from_config(self.scheduler.config)
+        self.register_modules(scheduler=self.scheduler)
+        if self.reference_state.cache is not None:  # K/V projections changed with the weights
+            self.reference_state.cache.precompute_kv(self.unet)
+        return self
+
+    # ------------------------------------------------------------------ encoders
+    @property
+    def vae_scale_factor(self) -> int:
+        return 8
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str, device: torch.device) -> torch.Tensor:
+        """Prompt -> CLIP hidden states (1, 77, D); cached per prompt, device and dtype."""
+        key = (prompt, str(device), self.text_encoder.dtype)
+        if key not in self._prompt_cache:
+            ids = self.tokenizer(
+                prompt, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
+                return_tensors="pt",
+            ).input_ids.to(device)
+            self._prompt_cache[key] = self.text_encoder(ids)[0]
+        return self._prompt_cache[key]
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [0, 1] -> scaled latents (N, 4, H/8, W/8), with the encoder VAE's own scaling."""
+        vae = self.encoder_vae if self.encoder_vae is not None else self.vae
+        x = images.to(vae.device, vae.dtype) * 2 - 1
+        if isinstance(vae, AutoencoderTiny):
+            latents = vae.encode(x).latents
+        else:
+            latents = vae.encode(x).latent_dist.mode()
+        return latents * vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
+        """Latents (1, 4, F, h, w) -> frames (F, 3, H, W) in [0, 1], decoded ``chunk_size`` at a time."""
+        frames = latents[0].permute(1, 0, 2, 3)  # (F, 4, h, w)
+        out = []
+        for chunk in frames.split(chunk_size):
+            decoded = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+            out.append((decoded.float() / 2 + 0.5).clamp(0, 1))
+        return torch.cat(out)
+
+    # ------------------------------------------------------------------ reference
+    @staticmethod
+    def _reference_key(image: torch.Tensor, prompt: str) -> str:
+        digest = hashlib.sha1(image.float().cpu().numpy().tobytes())
+        digest.update(repr((tuple(image.shape), prompt)).encode())
+        return digest.hexdigest()
+
+    @torch.no_grad()
+    def set_reference(self, image, prompt: str = "", height: int | None = None, width: int | None = None) -> ReferenceCache:
+        """Run ReferenceNet ONCE on ``image`` and keep its tokens (and K/V projections) for every frame.
+
+        Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass.
+        ``height``/``width``: resize the reference to the output size first (defaults to its own size).
+        """
+        ref = image_to_tensor(image, "reference_image")  # (3, H, W)
+        if height is not None and width is not None and tuple(ref.shape[1:]) != (height, width):
+            ref = torch.nn.functional.interpolate(ref[None], size=(height, width), mode="bicubic", align_corners=False)[0]
+        if ref.shape[1] % 8 or ref.shape[2] % 8:
+            raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by 8.")
+        key = self._reference_key(ref, prompt)
+        cache = self.reference_state.cache
+        if cache is not None and cache.key == key:
+            return cache
+        device = self.reference_unet.device
+        latents = self.encode_images(ref[None].to(device)).to(self.reference_unet.dtype)  # (1, 4, h, w)
+        text = self.encode_prompt(prompt, device).to(self.reference_unet.dtype)
+        cache = ReferenceCache(key=key)
+        self.reference_state.cache, self.reference_state.mode = cache, "write"
+        try:
+            self.reference_unet(latents, torch.zeros((), device=device), encoder_hidden_states=text, return_dict=False)
+        finally:
+            self.reference_state.mode = "read"
+        cache.precompute_kv(self.unet)
+        return cache
+
+    def clear_reference(self) -> None:
+        self.reference_state.cache = None
+
+    # ------------------------------------------------------------------ checks
+    def check_inputs(self, pose_images, reference_image, num_inference_steps: int, guidance_scale: float,
+                     output_type: str, window_size: int, window_overlap: int, callback_on_step_end_tensor_inputs) -> torch.Tensor:
+        """Validate the inputs; returns the pose frames as a tensor (F, 3, H, W) in [0, 1]."""
+        if pose_images is None:
+            raise ValueError("pose_images is required: a list of pose images (one per output frame).")
+        poses = images_to_tensor(pose_images, "pose_images")
+        if poses.shape[0] == 0:
+            raise ValueError("pose_images is empty: give at least one pose image.")
+        height, width = poses.shape[-2:]
+        if height % 8 or width % 8:
+            raise ValueError(f"pose image size {height}x{width} (H x W) must be divisible by 8, e.g. 512x512.")
+        if reference_image is None and self.reference_state.cache is None:
+            raise ValueError("no reference set: pass reference_image=... or call pipe.set_reference(image) first.")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}.")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        context_windows(poses.shape[0], window_size, window_overlap)  # raises on a bad window/overlap
+        bad = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
+        if bad:
+            raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not in {self._callback_tensor_inputs}.")
+        return poses
+
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        return self._guidance_scale > 1.0
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(
+        self,
+        reference_image=None,
+        pose_images=None,
+        prompt: str = "",
+        negative_prompt: str = "",
+        num_inference_steps: int = 4,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        window_size: int = 16,
+        window_overlap: int = 4,
+        decode_chunk_size: int = 16,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+    ) -> TurboNextPipelineOutput | tuple:
+        r"""Render the person of ``reference_image`` in every pose of ``pose_images``.
+
+        Args:
+            reference_image: the person (PIL / array / tensor). ``None`` uses the reference set by
+                :meth:`set_reference` (or by an earlier call). Resized to the pose size if needed.
+            pose_images: pose maps, one per output frame: a list of images, an array (F, H, W, 3) or a
+                tensor (F, 3, H, W). Their size (divisible by 8) is the output size.
+            num_inference_steps: denoising steps (4 with LCM-LoRA).
+            guidance_scale: classifier-free guidance on the prompt; 1.0 (default) disables it.
+            window_size / window_overlap: clips longer than ``window_size`` frames are covered by
+                overlapping windows whose predictions are blended at every step (no seams).
+            output_type: "pil", "np", "pt" or "latent".
+            callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after each step.
+
+        Returns:
+            :class:`TurboNextPipelineOutput` (or a tuple ``(frames,)`` if ``return_dict=False``).
+        """
+        # 1. check inputs
+        self._guidance_scale = guidance_scale
+        poses = self.check_inputs(
+            pose_images, reference_image, num_inference_steps, guidance_scale, output_type, window_size,
+            window_overlap, callback_on_step_end_tensor_inputs,
+        )
+        num_frames, height, width = poses.shape[0], poses.shape[2], poses.shape[3]
+        device, dtype = self._execution_device, self.unet.dtype
+
+        # 2. reference (ReferenceNet runs only when the reference changes)
+        if reference_image is not None:
+            self.set_reference(reference_image, prompt=prompt, height=height, width=width)
+
+        # 3. prompt and pose features (each pose frame through the guider once)
+        text = self.encode_prompt(prompt, device).to(dtype)  # (1, 77, D)
+        if self.do_classifier_free_guidance:
+            text = torch.cat([self.encode_prompt(negative_prompt, device).to(dtype), text])  # (2, 77, D)
+        pose_features = self.pose_guider(poses.to(device, self.pose_guider.dtype)).to(dtype)  # (F, 320, h, w)
+
+        # 4. timesteps
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+
+        # 5. latents (1, 4, F, h, w)
+        shape = (1, self.unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        elif tuple(latents.shape) != shape:
+            raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}.")
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+
+        # 6. denoising loop over steps x windows
+        windows = context_windows(num_frames, window_size, window_overlap)
+        batch = text.shape[0]
+        with self.progress_bar(total=len(timesteps) * len(windows)) as progress:
+            for i, t in enumerate(timesteps):
+                noise_pred = torch.zeros_like(latents, dtype=torch.float32)
+                weight_sum = torch.zeros((num_frames,), device=device)
+                for window in windows:
+                    idx = list(window)
+                    frames = len(idx)
+                    model_in = self.scheduler.scale_model_input(latents[:, :, idx], t).repeat(batch, 1, 1, 1, 1)
+                    pred = self.unet(
+                        model_in, t,
+                        encoder_hidden_states=text.repeat_interleave(frames, dim=0),  # (batch*frames, 77, D)
+                        pose_features=pose_features[idx].repeat(batch, 1, 1, 1),
+                        return_dict=False,
+                    )[0].float()
+                    if self.do_classifier_free_guidance:
+                        uncond, cond = pred.chunk(2)
+                        pred = uncond + guidance_scale * (cond - uncond)
+                    w = window_weights(frames, device=device) if len(windows) > 1 else torch.ones(frames, device=device)
+                    noise_pred[:, :, idx] += pred * w.view(1, 1, -1, 1, 1)
+                    weight_sum[idx] += w
+                    progress.update()
+                noise_pred = noise_pred / weight_sum.view(1, 1, -1, 1, 1)
+                latents = self.scheduler.step(noise_pred.to(dtype), t, latents, generator=generator, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+
+        # 7. decode
+        if output_type == "latent":
+            frames = latents
+        else:
+            decoded = self.decode_latents(latents, chunk_size=decode_chunk_size)  # (F, 3, H, W)
+            frames = tensor_to_pil(decoded) if output_type == "pil" else decoded.cpu()
+            if output_type == "np":
+                frames = frames.permute(0, 2, 3, 1).numpy()
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (frames,)
+        return TurboNextPipelineOutput(frames=frames)
