@@ -30,6 +30,10 @@ _LAZY = {
     "OneEuroFilter": "turbonext.pose.smoothing",
     "PoseSmoother": "turbonext.pose.smoothing",
     "PersonSegmenter": "turbonext.pose.segmentation",
+    "MediaPipeSegmenter": "turbonext.pose.segmentation",
+    "YoloPersonSegmenter": "turbonext.pose.segmentation",
+    "MainPersonTracker": "turbonext.pose.tracking",
+    "SmoothedPoseDetector": "turbonext.pose.smoothing",
     "get_segmenter": "turbonext.pose.segmentation",
 }
 
