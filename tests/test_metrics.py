@@ -1,0 +1,103 @@
+"""Metrics: identical -> perfect, shifted -> worse, flicker sign, optional LPIPS/FID skip cleanly."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from turbonext import metrics
+from turbonext.synthetic import Identity, make_sequence
+
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    frames, poses, keypoints = make_sequence(Identity.random(7), "dance", num_frames=4, size=SIZE, seed=1)
+    return frames, keypoints
+
+
+def _shift(image, dx: int = 6):
+    return np.roll(np.asarray(image), dx, axis=1)
+
+
+def test_import_is_torch_free():
+    import subprocess
+
+    code = "import sys, turbonext.metrics, turbonext.synthetic; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_identical_is_perfect(sequence):
+    frames, keypoints = sequence
+    f, kp = frames[0], keypoints[0]
+    assert metrics.psnr(f, f) == metrics.PSNR_MAX_DB
+    assert metrics.ssim(f, f) == pytest.approx(1.0)
+    assert metrics.silhouette_iou(f, f) == 1.0
+    errors = metrics.part_color_error(f, f, kp)
+    assert errors["mean"] == 0.0 and {"torso", "head", "left_thigh"} <= set(errors)
+    assert metrics.temporal_flicker(frames, frames) == 0.0
+    scores = metrics.score_sequence(frames, frames, keypoints)
+    assert scores["psnr"] == metrics.PSNR_MAX_DB and scores["iou"] == 1.0
+    assert scores["color_error"] == 0.0 and scores["flicker"] == 0.0
+
+
+def test_shifted_is_worse(sequence):
+    frames, keypoints = sequence
+    f, kp = frames[0], keypoints[0]
+    shifted = _shift(f)
+    assert metrics.psnr(shifted, f) < 30
+    assert metrics.ssim(shifted, f) < 0.95
+    assert metrics.silhouette_iou(shifted, f) < 0.9
+    assert metrics.part_color_error(shifted, f, kp)["mean"] > 0.01
+    # further shift -> worse still
+    assert metrics.silhouette_iou(_shift(f, 12), f) < metrics.silhouette_iou(shifted, f)
+
+
+def test_wrong_identity_raises_colour_error(sequence):
+    frames, keypoints = sequence
+    other, _, _ = make_sequence(Identity.random(8), "dance", num_frames=1, size=SIZE, seed=1)
+    # same motion seed -> same pose path; only the look differs (body shape may move joints a little)
+    assert metrics.part_color_error(other[0], frames[0], keypoints[0])["mean"] > 0.03
+
+
+def test_flicker_positive_for_flickering_prediction():
+    rng = np.random.default_rng(0)
+    still = [np.full((32, 32, 3), 120, np.uint8)] * 5
+    flicker = [np.clip(120 + rng.integers(-40, 41, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(5)]
+    assert metrics.temporal_flicker(still, still) == 0.0
+    assert metrics.temporal_flicker(flicker, still) > 0.05
+    assert metrics.temporal_flicker(still, flicker) < 0  # over-smoothed: negative
+
+
+def test_input_validation():
+    a = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(ValueError):
+        metrics.psnr(a, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError):
+        metrics.temporal_flicker([a], [a])
+    with pytest.raises(ValueError):
+        metrics.body_part_masks(np.zeros((5, 3)), (16, 16))
+    assert metrics.silhouette_iou(a, a) == 1.0  # both empty
+
+
+def test_optional_metrics_skip_cleanly(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("lpips", "torch_fidelity") else real(name, *a))
+    ok, reason = metrics.lpips_available()
+    assert not ok and reason.startswith("LPIPS skipped")
+    assert metrics.lpips_distance([np.zeros((8, 8, 3))], [np.zeros((8, 8, 3))]) is None
+    ok, reason = metrics.fid_available()
+    assert not ok and reason.startswith("FID skipped")
+    assert metrics.fid_score([np.zeros((8, 8, 3))], [np.zeros((8, 8, 3))]) is None
+
+
+def test_optional_metrics_report_state():
+    # Whatever is installed here, these answer without downloading or raising.
+    for ok, reason in (metrics.lpips_available(), metrics.fid_available()):
+        assert isinstance(ok, bool) and reason
