@@ -101,3 +101,14 @@ def test_optional_metrics_report_state():
     # Whatever is installed here, these answer without downloading or raising.
     for ok, reason in (metrics.lpips_available(), metrics.fid_available()):
         assert isinstance(ok, bool) and reason
+
+
+def test_lpips_skips_when_weights_missing(monkeypatch, tmp_path):
+    import importlib.machinery
+    import importlib.util
+
+    real = importlib.util.find_spec
+    fake = importlib.machinery.ModuleSpec("lpips", None, origin=str(tmp_path / "lpips" / "__init__.py"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake if name in ("lpips", "torchvision") else real(name, *a))
+    ok, reason = metrics.lpips_available()
+    assert not ok and "missing" in reason

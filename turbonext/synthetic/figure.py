@@ -159,10 +159,8 @@ def draw_figure(
         depth = side * (-fx) * shape.shoulder_half * s
     z = np.asarray(depth, np.float64)
     canvas = Canvas(width, height)
-    parts: list[tuple[float, Callable[[], None]]] = []
-    for key, fn in _body_parts(identity, kp, z, s, fx, fz, canvas):
-        parts.append((key, fn))
-    for _, fn in sorted(parts, key=lambda item: item[0]):
+    parts: list[tuple[float, Callable[[], None]]] = list(_body_parts(identity, kp, z, s, fx, fz, canvas))
+    for _, fn in sorted(parts, key=lambda item: item[0]):  # back to front; stable for equal depths
         fn()
     return Image.fromarray(canvas.to_uint8(), "RGB")
 

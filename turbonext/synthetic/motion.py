@@ -17,7 +17,7 @@ pixels for any ``t``) and :func:`sample_clip`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -93,7 +93,7 @@ def _direction(abduction: float, flexion: float, side: float) -> np.ndarray:
     return np.array([side * math.sin(a) * math.cos(f), math.cos(a) * math.cos(f), math.sin(f)])
 
 
-def _rot_x(deg: float) -> np.ndarray:  # positive tips +Y (down) towards +Z... used with -lean
+def _rot_x(deg: float) -> np.ndarray:  # rotation about X; _rot_x(-lean) tips the upper body forward
     c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
     return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
 
@@ -119,7 +119,6 @@ _FACE_MIN_FACING = np.array([-0.2, 0.05, 0.05, -0.35, -0.35])  # visible when no
 def skeleton_3d(pose: Pose3D, shape: BodyShape) -> tuple[np.ndarray, np.ndarray]:
     """Forward kinematics: joints (17, 3) in world body units (ground at Y=0) and visibility (17,)."""
     joints = np.zeros((17, 3))
-    normals = np.zeros((5, 3))
     for side, hip, knee, ankle, leg in ((1.0, L_HIP, L_KNEE, L_ANKLE, pose.leg_l), (-1.0, R_HIP, R_KNEE, R_ANKLE, pose.leg_r)):
         joints[hip] = (side * shape.hip_half, 0.0, 0.0)
         joints[knee] = joints[hip] + shape.thigh * _direction(leg[0], leg[1], side)
@@ -168,9 +167,12 @@ def _walk(t: float, p: dict) -> Pose3D:
     a, s, c = p["amp"], math.sin(ph), math.cos(ph)
     th_l, th_r = a * s, -a * s
     bend_l, bend_r = 5 + 45 * max(0.0, c), 5 + 45 * max(0.0, -c)
-    forward = math.sin(math.radians(p["yaw"]))
+    # A gait cycle is two steps of ~2 * leg * sin(amp); the figure travels at half that (partly a
+    # treadmill) along its facing, so it stays large in frame.
+    stride = 4 * 0.47 * math.sin(math.radians(a))
+    x = 0.5 * math.sin(math.radians(p["yaw"])) * stride * p["speed"] * t
     return Pose3D(
-        yaw=p["yaw"], lean=4.0, x=0.45 * forward * p["speed"] * t * 4 * math.sin(math.radians(a)) * 0.47,
+        yaw=p["yaw"], lean=4.0, x=x,
         arm_l=(8, -p["arm"] * s, 6, -p["arm"] * s + 20), arm_r=(8, p["arm"] * s, 6, p["arm"] * s + 20),
         leg_l=(3, th_l, 2, th_l - bend_l), leg_r=(3, th_r, 2, th_r - bend_r),
     )
@@ -316,7 +318,6 @@ class MotionClip:
     size: int
     scale: float
     origin: tuple[float, float]
-    extra: dict = field(default_factory=dict)
 
     def world(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Joints (17, 3) in body units (X right, Y down, Z towards camera) and visibility (17,)."""
