@@ -315,7 +315,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 noise_pred = noise_pred / weight_sum.view(1, 1, -1, 1, 1)
                 latents = self.scheduler.step(noise_pred.to(dtype), t, latents, generator=generator, return_dict=False)[0]
                 if callback_on_step_end is not None:
-                    callback_kwargs = {k: locals()[k] for k in callback_on_step_end_tensor_inputs}
+                    scope = locals()
+                    callback_kwargs = {k: scope[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
                     latents = callback_outputs.pop("latents", latents)
 

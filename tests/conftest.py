@@ -1,0 +1,96 @@
+"""Shared fixtures: tiny components saved in the real Hub repos' layouts, and pipelines loaded from them.
+
+No test touches the network: HF_HUB_OFFLINE is set before anything imports huggingface_hub.
+"""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def tiny_hub(tmp_path_factory):
+    """{role: folder} of tiny components in the layouts of the real repos (SD1.5, motion adapters, TAESD)."""
+    from turbonext.component_configs import write_tiny_hub_layout
+
+    return write_tiny_hub_layout(tmp_path_factory.mktemp("hub"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe_factory(tiny_hub):
+    def make(**overrides):
+        from turbonext import TurboNextPipeline
+
+        kwargs = dict(base=tiny_hub["base"], motion_adapter=tiny_hub["motion_adapter"],
+                      tiny_vae=tiny_hub["tiny_vae"], lcm_lora=None)
+        kwargs.update(overrides)
+        pipe = TurboNextPipeline.from_components(**kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    return make
+
+
+@pytest.fixture
+def tiny_pipe(tiny_pipe_factory):
+    return tiny_pipe_factory()
+
+
+def make_pose_frames(num_frames: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """Simple moving bright strokes on black: different per frame, deterministic."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(num_frames):
+        img = np.zeros((size, size, 3), np.uint8)
+        x = (8 + 3 * i) % (size - 8)
+        img[8 : size - 8, x : x + 4] = rng.integers(100, 255, 3)
+        img[size // 2 : size // 2 + 3, 4 : size - 4] = (255, 0, 0)
+        frames.append(img)
+    return frames
+
+
+def make_reference(size: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.zeros((size, size, 3), np.uint8)
+    img[size // 4 : 3 * size // 4, size // 3 : 2 * size // 3] = rng.integers(0, 255, 3)
+    img[size // 8 : size // 4, 3 * size // 8 : 5 * size // 8] = rng.integers(0, 255, 3)
+    return img
+
+
+def write_tiny_lora(unet_folder, out_dir, fmt: str = "peft", rank: int = 4, seed: int = 0) -> str:
+    """Write a random LoRA for the tiny base UNet, in diffusers/peft keys or kohya (`lora_unet_...`) keys."""
+    from pathlib import Path
+
+    from diffusers import UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(unet_folder)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights=False))
+    state = get_peft_model_state_dict(unet)  # "down_blocks.0...attn1.to_q.lora_A.weight"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "peft":
+        tensors = {f"unet.{k}": v.contiguous() for k, v in state.items()}
+    elif fmt == "kohya":
+        tensors = {}
+        for k, v in state.items():
+            module, kind = k.rsplit(".lora_", 1)
+            name = "lora_unet_" + module.replace(".", "_")
+            tensors[f"{name}.lora_down.weight" if kind.startswith("A") else f"{name}.lora_up.weight"] = v.contiguous()
+            tensors[f"{name}.alpha"] = torch.tensor(float(rank))
+    else:
+        raise ValueError(fmt)
+    save_file(tensors, str(out / "pytorch_lora_weights.safetensors"))
+    return str(out)
