@@ -143,3 +143,9 @@ def test_cli_with_fake_model(data, tmp_path, monkeypatch, capsys):
     assert "mean" in table and "id001/walk_00" in table
     saved = json.loads(out.read_text())
     assert saved["num_sequences"] == 2 and saved["model"] == "fake" and 0 < saved["metrics"]["iou"] < 1
+
+
+def test_copy_reference_baseline_cli(data, capsys):
+    assert tn_eval.cli_main(["--model", "copy-reference", "--data", str(data), "--no-lpips", "--max-sequences", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "id001/walk_00" in out and "ms per rendered frame" in out

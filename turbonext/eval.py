@@ -54,6 +54,22 @@ def _render(pipe: Any, reference: Image.Image, poses: list[Image.Image], steps: 
     return frames
 
 
+class CopyReferenceBaseline:
+    """The trivial baseline: every output frame is the reference image (right look, no motion).
+
+    ``turbonext eval --model copy-reference`` scores it; a model must beat it on iou and psnr.
+    """
+
+    def __call__(self, reference_image: Image.Image, pose_images: list, **kwargs: Any):
+        size = pose_images[0].size
+        return _Frames([reference_image.convert("RGB").resize(size) for _ in pose_images])
+
+
+class _Frames:
+    def __init__(self, frames: list[Image.Image]) -> None:
+        self.frames = frames
+
+
 def _reference_for(scene: str, all_scenes: list[str], dataset_dir: Path, mode: str) -> tuple[Image.Image, str, int]:
     """(reference image, where it came from, first scored frame index)."""
     if mode == "first":
@@ -195,7 +211,7 @@ def format_table(result: dict) -> str:
 def cli_main(argv: list[str] | None = None) -> int:
     """``turbonext eval --model PATH --data DIR [--split ...] [--json out.json]``."""
     parser = argparse.ArgumentParser(prog="turbonext eval", description="Evaluate a model on held-out synthetic sequences.")
-    parser.add_argument("--model", required=True, help="a TurboNextPipeline folder or hub id (loaded with from_pretrained)")
+    parser.add_argument("--model", required=True, help="a TurboNextPipeline folder or hub id (from_pretrained), or 'copy-reference' for the trivial baseline")
     parser.add_argument("--data", required=True, help="a dataset written by `turbonext synthetic`")
     parser.add_argument("--split", default="test_identity", choices=SPLITS)
     parser.add_argument("--num-frames", type=int, default=None, help="frames per scene (default: all)")
@@ -210,14 +226,17 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="write the full result here")
     args = parser.parse_args(argv)
 
-    import torch
+    if args.model == "copy-reference":
+        pipe: Any = CopyReferenceBaseline()
+    else:
+        import torch
 
-    from turbonext import TurboNextPipeline
+        from turbonext import TurboNextPipeline
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = TurboNextPipeline.from_pretrained(args.model).to(device)
-    if hasattr(pipe, "set_progress_bar_config"):
-        pipe.set_progress_bar_config(disable=True)
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        pipe = TurboNextPipeline.from_pretrained(args.model).to(device)
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
     try:
         result = evaluate(pipe, args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
                           seed=args.seed, streaming=args.streaming, max_sequences=args.max_sequences,
