@@ -218,6 +218,20 @@ def test_yolo_backend_with_a_model_built_from_yaml(astronaut):
     assert parsed[0].bbox == pytest.approx((10, 20, 200, 400)) and parsed[1].score == pytest.approx(0.7)
 
 
+def test_yolo_segmenter_with_a_model_built_from_yaml(astronaut):
+    """The real ultralytics segmentation path: YOLO-seg from its yaml (random weights, offline)."""
+    pytest.importorskip("ultralytics")
+    from turbonext.pose.segmentation import YoloPersonSegmenter
+
+    segmenter = get_segmenter("yolo", weights="yolo11n-seg.yaml", device="cpu", imgsz=160, conf=0.0)
+    assert isinstance(segmenter, YoloPersonSegmenter)
+    mask = segmenter.segment(astronaut, box=(100, 50, 400, 512))
+    assert mask.shape == (512, 512) and mask.dtype == np.float32
+    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    with pytest.raises(ValueError, match="segmentation weights"):
+        YoloPersonSegmenter(model=type("Pose", (), {"task": "pose"})())
+
+
 # --------------------------------------------------------------------------- tracking, smoothing
 def _person(x0, y0, x1, y1):
     kp = np.zeros((17, 3), np.float32)

@@ -43,6 +43,11 @@ class PoseDetector(abc.ABC):
     def __call__(self, image: Image.Image | np.ndarray) -> list[Person]:
         return self.detect(image)
 
+    @property
+    def cache_id(self) -> str:
+        """Names the backend and every setting that changes its output (part of cache keys)."""
+        return type(self).__qualname__
+
     def close(self) -> None:
         """Release backend resources (a no-op unless the backend holds any)."""
 
@@ -77,6 +82,16 @@ def find_yolo_weights(weights: str | Path) -> Path | None:
         return None
     candidate = Path(SETTINGS.get("weights_dir", "")) / path.name
     return candidate if candidate.is_file() else None
+
+
+def weights_fingerprint(weights: str | Path) -> str:
+    """The weights' name plus the SHA-256 of the local file when there is one (for cache keys)."""
+    path = find_yolo_weights(weights)
+    if path is None:
+        return str(weights)
+    from turbonext.feature_cache import hash_file
+
+    return f"{Path(weights).name}@{hash_file(path)[:16]}"
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -146,6 +161,10 @@ class YoloPoseDetector(PoseDetector):
             raise ValueError(f"YOLO weights {self.weights!r} are a {task!r} model; the pose detector needs pose weights.")
         self.model = model
 
+    @property
+    def cache_id(self) -> str:
+        return f"yolo-pose:{weights_fingerprint(self.weights)}:conf={self.conf}:imgsz={self.imgsz}"
+
     def detect(self, image: Image.Image | np.ndarray) -> list[Person]:
         rgb = to_rgb_array(image)
         kwargs: dict[str, Any] = {"conf": self.conf, "imgsz": self.imgsz, "verbose": False}
@@ -189,11 +208,21 @@ class MediaPipePoseDetector(PoseDetector):
         if model_complexity not in (0, 1, 2):
             raise ValueError(f"model_complexity must be 0, 1 or 2; got {model_complexity}.")
         solutions = import_mediapipe_solutions()
+        import mediapipe
+
+        self._cache_id = (
+            f"mediapipe-pose:{mediapipe.__version__}:complexity={model_complexity}:"
+            f"min_conf={min_detection_confidence}:video={video_mode}"
+        )
         self._pose = solutions.pose.Pose(
             static_image_mode=not video_mode,
             model_complexity=model_complexity,
             min_detection_confidence=min_detection_confidence,
         )
+
+    @property
+    def cache_id(self) -> str:
+        return self._cache_id
 
     def detect(self, image: Image.Image | np.ndarray) -> list[Person]:
         rgb = to_rgb_array(image)

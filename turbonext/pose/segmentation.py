@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from turbonext.pose.detectors import INSTALL_HINT, import_mediapipe_solutions, import_ultralytics, yolo_weights_usable
+from turbonext.pose.detectors import (
+    INSTALL_HINT,
+    import_mediapipe_solutions,
+    import_ultralytics,
+    weights_fingerprint,
+    yolo_weights_usable,
+)
 from turbonext.pose.images import to_rgb_array
 from turbonext.pose.keypoints import BBox
 
@@ -34,6 +40,11 @@ class PersonSegmenter(abc.ABC):
 
     def __call__(self, image: Image.Image | np.ndarray, box: BBox | None = None) -> np.ndarray:
         return self.segment(image, box)
+
+    @property
+    def cache_id(self) -> str:
+        """Names the backend and every setting that changes its output (part of cache keys)."""
+        return type(self).__qualname__
 
     def close(self) -> None:
         """Release backend resources (a no-op unless the backend holds any)."""
@@ -81,6 +92,10 @@ class YoloPersonSegmenter(PersonSegmenter):
             raise ValueError(f"YOLO weights {self.weights!r} are a {task!r} model; person masks need segmentation weights (e.g. 'yolo11n-seg.pt').")
         self.model = model
 
+    @property
+    def cache_id(self) -> str:
+        return f"yolo-seg:{weights_fingerprint(self.weights)}:conf={self.conf}:imgsz={self.imgsz}"
+
     def segment(self, image: Image.Image | np.ndarray, box: BBox | None = None) -> np.ndarray:
         rgb = to_rgb_array(image)
         kwargs: dict[str, Any] = {"conf": self.conf, "imgsz": self.imgsz, "classes": [0], "retina_masks": True, "verbose": False}
@@ -108,6 +123,13 @@ class MediaPipeSegmenter(PersonSegmenter):
         if model_selection not in (0, 1):
             raise ValueError(f"model_selection must be 0 or 1; got {model_selection}.")
         self._seg = import_mediapipe_solutions().selfie_segmentation.SelfieSegmentation(model_selection=model_selection)
+        import mediapipe
+
+        self._cache_id = f"mediapipe-selfie:{mediapipe.__version__}:model={model_selection}"
+
+    @property
+    def cache_id(self) -> str:
+        return self._cache_id
 
     def segment(self, image: Image.Image | np.ndarray, box: BBox | None = None) -> np.ndarray:
         rgb = to_rgb_array(image)

@@ -137,6 +137,11 @@ class SmoothedPoseDetector(PoseDetector):
         self.smoother = PoseSmoother(**smoother_kwargs)
         self.name = f"{detector.name}+one-euro"
 
+    @property
+    def cache_id(self) -> str:
+        s = self.smoother
+        return f"{self.detector.cache_id}+one-euro:{sorted(s.filter_kwargs.items())}:{s.threshold}:{s.min_iou}:{s.max_missed}"
+
     def detect(self, image: Image.Image | np.ndarray, timestamp: float | None = None) -> list[Person]:
         return self.smoother(self.detector.detect(image), timestamp)
 

@@ -1,0 +1,95 @@
+"""Finding and reading videos (imageio-ffmpeg, a core dependency), with optional frame-rate resampling."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ffmpeg reports about a video."""
+
+    fps: float
+    width: int
+    height: int
+    duration: float
+
+
+def list_videos(videos_dir: str | Path) -> dict[str, Path]:
+    """Videos directly in ``videos_dir`` (sorted), keyed by a unique, filesystem-safe video id."""
+    folder = Path(videos_dir)
+    if not folder.is_dir():
+        raise ValueError(f"videos folder {folder} does not exist or is not a folder.")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    ids: dict[str, Path] = {}
+    for path in paths:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._") or "video"
+        video_id = base if base not in ids else f"{base}_{path.suffix.lower().lstrip('.')}"
+        n = 2
+        while video_id in ids:
+            video_id, n = f"{base}_{n}", n + 1
+        ids[video_id] = path
+    return ids
+
+
+def iter_frames(path: str | Path, fps: float | None = None) -> tuple[VideoInfo, Iterator[tuple[int, float, np.ndarray]]]:
+    """Open a video; return its info and an iterator of (sample index, time in s, RGB uint8 frame).
+
+    With ``fps`` lower than the video's, frames are dropped evenly to that rate (never duplicated).
+    Raises ``ValueError`` when the file cannot be read as a video.
+    """
+    import imageio_ffmpeg
+
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be > 0 (or None for the video's own rate); got {fps}.")
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        meta = next(reader)
+    except (OSError, RuntimeError, StopIteration) as err:
+        reader.close()
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
+        raise ValueError(f"cannot read {path} as a video: {reason}") from err
+    width, height = (int(v) for v in meta["size"])
+    source_fps = float(meta.get("fps") or 0.0) or 25.0
+    info = VideoInfo(source_fps, width, height, float(meta.get("duration") or 0.0))
+
+    def frames() -> Iterator[tuple[int, float, np.ndarray]]:
+        step = 1.0 if fps is None or fps >= source_fps else source_fps / fps
+        next_keep, sample = 0.0, 0
+        try:
+            for index, raw in enumerate(reader):
+                if index + 1e-6 < next_keep:
+                    continue
+                next_keep += step
+                frame = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+                yield sample, index / source_fps, frame
+                sample += 1
+        finally:
+            reader.close()
+
+    return info, frames()
+
+
+def write_video(path: str | Path, frames: list[np.ndarray] | np.ndarray, fps: float = 10.0, quality: int = 9) -> None:
+    """Write RGB uint8 frames (all the same size) as an H.264 mp4 (used by tests and examples)."""
+    import imageio_ffmpeg
+
+    frames = [np.ascontiguousarray(f, dtype=np.uint8) for f in frames]
+    if not frames:
+        raise ValueError("write_video needs at least one frame.")
+    h, w = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, quality=quality, macro_block_size=1)
+    writer.send(None)
+    for frame in frames:
+        if frame.shape != (h, w, 3):
+            raise ValueError(f"all frames must be ({h}, {w}, 3) RGB uint8; got {frame.shape}.")
+        writer.send(frame)
+    writer.close()
