@@ -228,3 +228,15 @@ def test_import_is_light():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_docs_palette_table_matches_the_code():
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "pose_palette.md"
+    if not doc.is_file():
+        pytest.skip("docs/ is not part of this install")
+    rows = dict(re.findall(r"^\| (\w+) \|.*`#([0-9a-f]{6})`", doc.read_text(), flags=re.M))
+    for name, color in list(LIMB_COLORS.items()) + list(FACE_COLORS.items()):
+        assert rows[name] == "%02x%02x%02x" % color, name
