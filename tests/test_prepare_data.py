@@ -270,3 +270,15 @@ def test_cli_via_dispatcher_help(capsys):
 def test_missing_videos_dir(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         prepare_dataset(tmp_path / "nope", tmp_path / "out", detector=WhiteFigureDetector(), segmenter=WhiteFigureSegmenter())
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, turbonext.data, turbonext.data.prepare;"
+        "bad=[m for m in ('torch','diffusers','ultralytics','mediapipe','cv2') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -161,6 +161,28 @@ class _VideoPreparer:
         self.counts["frames_written"] += n
 
 
+def _prepare_all(videos: dict[str, Path], dataset: Path, analyzer: SceneAnalyzer, cache: FeatureCache,
+                 settings: dict[str, Any], analysis_key: dict[str, Any], progress: bool,
+                 per_video: dict[str, Any], failed: list[dict[str, str]]) -> None:
+    """Prepare every video in turn, recording each one's counts (or failure) in ``per_video`` / ``failed``."""
+    from tqdm.auto import tqdm
+
+    for video_id, path in tqdm(videos.items(), desc="videos", unit="video", disable=not progress):
+        marker = dataset / video_id / "video.json"
+        if marker.is_file():
+            per_video[video_id] = json.loads(marker.read_text()) | {"status": "resumed"}
+            continue
+        (dataset / video_id).mkdir(exist_ok=True)
+        try:
+            counts = _VideoPreparer(video_id, path, dataset / video_id, analyzer, cache, settings, analysis_key, progress).run()
+        except Exception as err:  # one bad video is reported in the summary and skipped, never ends the run
+            failed.append({"video": str(path), "error": f"{type(err).__name__}: {err}"})
+            per_video[video_id] = {"status": "failed"}
+            continue
+        _write_json(marker, counts | {"source": path.name})
+        per_video[video_id] = counts | {"source": path.name, "status": "done"}
+
+
 def prepare_dataset(
     videos_dir: str | Path,
     dataset_dir: str | Path,
@@ -198,8 +220,6 @@ def prepare_dataset(
         device: torch device for YOLO.
         progress: show progress bars.
     """
-    from tqdm.auto import tqdm
-
     if size < 16 or not (1 <= jpeg_quality <= 100) or min_scene_frames < 1:
         raise ValueError(f"need size >= 16, 1 <= jpeg_quality <= 100, min_scene_frames >= 1; got {size}, {jpeg_quality}, {min_scene_frames}.")
     start = time.perf_counter()
@@ -227,20 +247,13 @@ def prepare_dataset(
 
     per_video: dict[str, Any] = {}
     failed: list[dict[str, str]] = []
-    for video_id, path in tqdm(videos.items(), desc="videos", unit="video", disable=not progress):
-        marker = dataset / video_id / "video.json"
-        if marker.is_file():
-            per_video[video_id] = json.loads(marker.read_text()) | {"status": "resumed"}
-            continue
-        (dataset / video_id).mkdir(exist_ok=True)
-        try:
-            counts = _VideoPreparer(video_id, path, dataset / video_id, analyzer, cache, settings, analysis_key, progress).run()
-        except Exception as err:  # one bad video is reported in the summary and skipped, never ends the run
-            failed.append({"video": str(path), "error": f"{type(err).__name__}: {err}"})
-            per_video[video_id] = {"status": "failed"}
-            continue
-        _write_json(marker, counts | {"source": path.name})
-        per_video[video_id] = counts | {"source": path.name, "status": "done"}
+    try:
+        _prepare_all(videos, dataset, analyzer, cache, settings, analysis_key, progress, per_video, failed)
+    finally:  # release the backends this call built (not the ones passed in)
+        if isinstance(detector, str):
+            pose_detector.close()
+        if isinstance(segmenter, str):
+            person_segmenter.close()
 
     totals = {k: sum(v.get(k, 0) for v in per_video.values()) for k in _COUNTS + ("scenes_resumed", "scenes_from_cache")}
     summary = {

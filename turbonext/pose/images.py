@@ -7,10 +7,10 @@ given and what is accepted, instead of being silently converted.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PIL import Image
-
-ImageLike = "Image.Image | np.ndarray"
 
 
 def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
@@ -51,6 +51,4 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
 
 def offline_mode() -> bool:
     """True when the environment asks for no downloads (HF_HUB_OFFLINE=1 or YOLO_OFFLINE=1)."""
-    import os
-
     return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in ("HF_HUB_OFFLINE", "YOLO_OFFLINE"))
