@@ -190,6 +190,29 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def clear_reference(self) -> None:
         self.reference_state.cache = None
 
+    # ------------------------------------------------------------------ streaming
+    def stream(self, reference_image=None, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
+               frames_per_level: int | None = None, generator: torch.Generator | None = None,
+               compile: str | None = None, output_type: str = "pil", height: int | None = None,
+               width: int | None = None):
+        """A :class:`~turbonext.streaming.StreamSession` for live pose transfer (pipelined denoising).
+
+        ``reference_image`` sets (or, if unchanged, reuses) the reference; ``None`` keeps the current one.
+        ``frames_per_level`` (default ``window // num_inference_steps``) trades latency for throughput:
+        each UNet call over ``window`` frames emits that many frames. ``compile``: a torch.compile mode
+        such as "reduce-overhead" (CUDA graphs) or "max-autotune". ``height``/``width``: the pose
+        frames' size, to which the reference is resized (as in :meth:`__call__`).
+        """
+        from turbonext.streaming import StreamSession
+
+        if reference_image is not None:
+            self.set_reference(reference_image, prompt=prompt, height=height, width=width)
+        elif self.reference_state.cache is None:
+            raise ValueError("no reference set: pass reference_image=... or call pipe.set_reference(image) first.")
+        return StreamSession(self, prompt=prompt, num_inference_steps=num_inference_steps, window=window,
+                             frames_per_level=frames_per_level, generator=generator, compile=compile,
+                             output_type=output_type)
+
     # ------------------------------------------------------------------ checks
     def check_inputs(self, pose_images, reference_image, num_inference_steps: int, guidance_scale: float,
                      output_type: str, window_size: int, window_overlap: int, callback_on_step_end_tensor_inputs) -> torch.Tensor:

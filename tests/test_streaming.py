@@ -1,0 +1,205 @@
+"""StreamSession: equivalence with a plain implementation of the same schedule, cost accounting, API."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from diffusers import LCMScheduler
+
+from conftest import make_pose_frames, make_reference
+from turbonext.image_inputs import image_to_tensor
+from turbonext.stream_runner import LatestFrameRunner
+from turbonext.stream_schedule import StaggeredLCMSchedule
+
+
+def test_staggered_schedule_matches_lcm_scheduler_at_every_level(tiny_pipe):
+    steps = 4
+    schedule = StaggeredLCMSchedule(tiny_pipe.scheduler.config, steps)
+    sched = LCMScheduler.from_config(tiny_pipe.scheduler.config)
+    sched.set_timesteps(steps)
+    x, eps = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 4, 3, 8, 8)
+    for level, t in enumerate(sched.timesteps):
+        sched._step_index = level
+        expected = sched.step(eps, t, x, generator=torch.Generator().manual_seed(7)).prev_sample
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
+        got, _ = schedule.step(eps, x, torch.full((3,), level), noise)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def plain_stream(pipe, poses, steps, window, per_level, seed):
+    """The same schedule, written plainly: a Python list of slots, LCMScheduler.step per frame."""
+    gen = torch.Generator().manual_seed(seed)
+    sched = LCMScheduler.from_config(pipe.scheduler.config)
+    sched.set_timesteps(steps)
+    ts = sched.timesteps
+    context = window - steps * per_level
+    text = pipe.encode_prompt("", torch.device("cpu"))
+    feats = [pipe.pose_guider(image_to_tensor(p)[None])[0] for p in poses]
+    groups = [list(range(i, min(i + per_level, len(poses)))) for i in range(0, len(poses), per_level)]
+    slots, outputs = None, {}
+    while groups or any(s["id"] is not None for s in slots[context:]):
+        group = groups.pop(0) if groups else []
+        if slots is None:
+            init = torch.randn((1, 4, window, 8, 8), generator=gen)
+            slots = [{"id": None, "feat": feats[group[0]], "x": init[0, :, j]} for j in range(window)]
+        last_feat = feats[group[-1]] if group else slots[-1]["feat"]
+        fresh = torch.randn((1, 4, per_level, 8, 8), generator=gen)
+        new = []
+        for j in range(per_level):
+            if j < len(group):
+                new.append({"id": group[j], "feat": feats[group[j]], "x": fresh[0, :, j]})
+            else:
+                new.append({"id": None, "feat": last_feat, "x": fresh[0, :, j]})
+        slots = slots[per_level:] + new
+        timesteps = []
+        for pos, s in enumerate(slots):
+            if s["id"] is None:
+                timesteps.append(int(ts[0]))
+            elif pos < context:
+                timesteps.append(0)
+            else:
+                timesteps.append(int(ts[steps - 1 - (pos - context) // per_level]))
+        x = torch.stack([s["x"] for s in slots], dim=1)[None]
+        eps = pipe.unet(x, torch.tensor([timesteps]), encoder_hidden_states=text.expand(window, -1, -1),
+                        pose_features=torch.stack([s["feat"] for s in slots]), return_dict=False)[0]
+        noise = torch.randn((1, 4, window, 8, 8), generator=gen)
+        for pos in range(context, window):
+            s = slots[pos]
+            if s["id"] is None:
+                continue
+            level = steps - 1 - (pos - context) // per_level
+            sched._step_index = steps - 1  # the last index returns the denoised sample, no noise
+            denoised = sched.step(eps[:, :, pos], ts[level], x[:, :, pos]).prev_sample[0]
+            if level == steps - 1:
+                s["x"] = denoised
+                outputs[s["id"]] = denoised
+            else:
+                a_next = sched.alphas_cumprod[ts[level + 1]]
+                s["x"] = a_next.sqrt() * denoised + (1 - a_next).sqrt() * noise[0, :, pos]
+    latents = torch.stack([outputs[i] for i in range(len(poses))], dim=1)[None]
+    return pipe.decode_latents(latents)
+
+
+@pytest.mark.parametrize("window, per_level", [(16, 4), (8, 1), (12, 2)])
+@torch.no_grad()
+def test_stream_equals_plain_implementation(tiny_pipe, window, per_level):
+    torch.nn.init.normal_(tiny_pipe.pose_guider.zero_conv.weight, std=0.5)  # make poses matter
+    poses = make_pose_frames(11)
+    session = tiny_pipe.stream(reference_image=make_reference(), window=window, frames_per_level=per_level,
+                               generator=torch.Generator().manual_seed(3), output_type="pt")
+    frames = []
+    for p in poses:
+        frames += session.step(p)
+    frames += session.flush()
+    assert len(frames) == len(poses)
+    expected = plain_stream(tiny_pipe, poses, 4, window, per_level, seed=3)
+    torch.testing.assert_close(torch.stack(frames), expected, rtol=0, atol=1e-4)
+
+
+def test_fixed_seed_gives_identical_streams(tiny_pipe):
+    def run(seed):
+        s = tiny_pipe.stream(reference_image=make_reference(), generator=torch.Generator().manual_seed(seed),
+                             output_type="np")
+        out = [f for p in make_pose_frames(6) for f in s.step(p)] + s.flush()
+        return np.stack(out)
+
+    np.testing.assert_array_equal(run(1), run(1))
+    assert np.abs(run(1).astype(int) - run(2).astype(int)).sum() > 0
+
+
+def test_costs_one_unet_call_per_group_guider_once_per_frame_no_referencenet(tiny_pipe):
+    session = tiny_pipe.stream(reference_image=make_reference(), frames_per_level=4, output_type="np")
+    unet_frames, guider_frames, ref_calls = [], [], []
+    tiny_pipe.unet.register_forward_hook(lambda m, a, o: unet_frames.append(a[0].shape[2]))
+    tiny_pipe.pose_guider.register_forward_hook(lambda m, a, o: guider_frames.append(a[0].shape[0]))
+    tiny_pipe.reference_unet.register_forward_hook(lambda *a: ref_calls.append(1))
+    out = []
+    for i, p in enumerate(make_pose_frames(20)):
+        ready = session.step(p)
+        out += ready
+        assert (len(ready) > 0) == (i >= 15 and (i + 1) % 4 == 0)  # 4 levels x 4 frames: first output at frame 16
+    assert unet_frames == [16] * 5  # one call per 4 frames, always the full window
+    assert sum(guider_frames) == 20 and ref_calls == []
+    assert len(out) == 8 and session.stats.frames_out == 8
+    out += session.flush()
+    assert len(out) == 20 and sum(guider_frames) == 20
+    stats = session.stats.summary()
+    assert stats["frames_in"] == 20 and stats["frames_out"] == 20 and stats["p95_latency_ms"] > 0
+
+
+def test_low_latency_setting_emits_every_frame_after_warmup(tiny_pipe):
+    session = tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=1, output_type="np")
+    ready = [len(session.step(p)) for p in make_pose_frames(8)]
+    assert ready == [0, 0, 0, 1, 1, 1, 1, 1]  # a frame leaves 4 calls after it entered
+    assert session.stats.latency_frames == [3] * 5
+
+
+def test_reset_and_new_reference(tiny_pipe):
+    ref_calls = []
+    tiny_pipe.reference_unet.register_forward_hook(lambda *a: ref_calls.append(1))
+    session = tiny_pipe.stream(reference_image=make_reference(seed=1), output_type="np")
+    for p in make_pose_frames(5):
+        session.step(p)
+    session.reset()
+    assert session.stats.frames_in == 0 and session.flush() == []
+    session.set_reference(make_reference(seed=2))
+    assert len(ref_calls) == 2  # once per reference, never per frame
+
+
+def test_stream_errors(tiny_pipe):
+    with pytest.raises(ValueError, match="no reference set"):
+        tiny_pipe.stream()
+    with pytest.raises(ValueError, match="cannot hold"):
+        tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=4)
+    with pytest.raises(ValueError, match="maximum"):
+        tiny_pipe.stream(reference_image=make_reference(), window=64)
+    session = tiny_pipe.stream(reference_image=make_reference())
+    session.step(make_pose_frames(1)[0])
+    with pytest.raises(ValueError, match="differs"):
+        session.step(np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match="divisible by 8"):
+        session.step(np.zeros((30, 32, 3), np.uint8))
+
+
+class SlowSession:
+    def __init__(self):
+        self.seen = []
+
+    def step(self, frame):
+        time.sleep(0.02)
+        self.seen.append(frame)
+        return [frame * 10]
+
+
+def test_latest_frame_wins_and_nothing_grows():
+    session = SlowSession()
+    with LatestFrameRunner(session, max_outputs=3) as runner:
+        for i in range(200):
+            runner.submit(i)
+            time.sleep(0.0005)
+        deadline = time.time() + 2
+        while (not session.seen or session.seen[-1] != 199) and time.time() < deadline:
+            time.sleep(0.01)
+    assert session.seen[-1] == 199  # the newest frame always gets rendered
+    assert len(session.seen) < 100 and runner.dropped > 100  # stale frames dropped, no backlog
+    assert runner.processed + runner.dropped == runner.submitted
+    assert len(runner.outputs) <= 3
+    assert session.seen == sorted(session.seen)
+
+
+def test_runner_surfaces_worker_errors():
+    class Broken:
+        def step(self, frame):
+            raise ValueError("bad frame")
+
+    runner = LatestFrameRunner(Broken())
+    runner.submit(1)
+    deadline = time.time() + 2
+    while runner.error is None and time.time() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="bad frame"):
+        runner.submit(2)
+    runner.close()
+    assert not any(t.name == "turbonext-stream" and t.is_alive() for t in threading.enumerate() if t is runner._thread)

@@ -1,0 +1,228 @@
+"""StreamSession: live pose transfer with pipelined (staggered) denoising.
+
+The window holds ``window`` latent frames, oldest first::
+
+    [ C clean context frames | m frames at level K-1 | ... | m frames at level 0 (pure noise) ]
+
+with K = ``num_inference_steps`` noise levels, m = ``frames_per_level`` and C = window - K*m.
+Every UNet call (one call per window: per-frame timesteps are handled inside the UNet) advances
+each denoising frame by one LCM level. The m frames that reach the end leave as output (the only
+frames decoded), shift into the clean context, and m new pose frames enter at level 0. So one
+UNet call over ``window`` frames produces m output frames, and temporal attention always sees the
+whole window (clean recent frames serve as context).
+
+Before the window has filled (and while flushing) empty slots hold "ghost" frames: pure noise
+labelled with the noisiest timestep, never updated and never output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from turbonext.image_inputs import image_to_tensor, tensor_to_pil
+from turbonext.stream_schedule import StaggeredLCMSchedule
+
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class StreamStats:
+    """Counters and timings of a session (times in seconds, latencies from a pose frame entering
+    ``step`` to its RGB frame being returned)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    unet_calls: int = 0
+    step_times: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    latency_frames: list[int] = field(default_factory=list)
+    first_frame_time: float | None = None
+
+    def summary(self) -> dict:
+        def pct(values, q):
+            return float(np.percentile(values, q) * 1000) if values else None
+
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "unet_calls": self.unet_calls,
+            "mean_step_ms": float(np.mean(self.step_times) * 1000) if self.step_times else None,
+            "p95_step_ms": pct(self.step_times, 95),
+            "p50_latency_ms": pct(self.latencies, 50),
+            "p95_latency_ms": pct(self.latencies, 95),
+            "mean_latency_frames": float(np.mean(self.latency_frames)) if self.latency_frames else None,
+            "first_frame_s": self.first_frame_time,
+        }
+
+
+class StreamSession:
+    """Frame-in, frames-out pose transfer; create it with :meth:`TurboNextPipeline.stream`."""
+
+    def __init__(self, pipe, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
+                 frames_per_level: int | None = None, generator: torch.Generator | None = None,
+                 compile: str | None = None, output_type: str = "pil"):
+        max_window = pipe.unet.config.motion_max_seq_length
+        if frames_per_level is None:
+            frames_per_level = max(1, window // num_inference_steps)
+        if num_inference_steps < 1 or frames_per_level < 1:
+            raise ValueError("num_inference_steps and frames_per_level must be >= 1")
+        if num_inference_steps * frames_per_level > window:
+            raise ValueError(
+                f"window={window} cannot hold {num_inference_steps} levels x {frames_per_level} frames per level; "
+                f"use window >= {num_inference_steps * frames_per_level} or fewer frames per level."
+            )
+        if window > max_window:
+            raise ValueError(f"window={window} exceeds the motion modules' maximum of {max_window} frames.")
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        self.pipe, self.prompt, self.generator, self.output_type = pipe, prompt, generator, output_type
+        self.window, self.levels, self.per_level = window, num_inference_steps, frames_per_level
+        self.context = window - num_inference_steps * frames_per_level
+        self.device, self.dtype = pipe.unet.device, pipe.unet.dtype
+        self.schedule = StaggeredLCMSchedule(pipe.scheduler.config, num_inference_steps, device=self.device)
+        self.unet = torch.compile(pipe.unet, mode=compile) if compile and compile != "default" else (
+            torch.compile(pipe.unet) if compile == "default" else pipe.unet)
+        # Constant per-slot tables: level of each slot (-1 = clean context) and its timestep.
+        slot = torch.arange(window)
+        level = torch.where(slot < self.context, -1, self.levels - 1 - (slot - self.context) // self.per_level)
+        self.slot_level = level.to(self.device)  # (W,)
+        ts = torch.cat([torch.zeros(1, dtype=torch.long), self.schedule.timesteps.cpu()])
+        self.slot_timestep = ts[level + 1].to(self.device)  # (W,) 0 for context
+        self.denoising = (level >= 0).to(self.device)  # (W,)
+        self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
+        self.reset()
+
+    # ------------------------------------------------------------------ public API
+    def reset(self) -> None:
+        """Forget all frames (the reference stays)."""
+        self.latents = None  # (1, 4, W, h, w), allocated on the first frame
+        self.pose_features = None  # (W, 320, h, w)
+        self.ghost = torch.ones(self.window, dtype=torch.bool, device=self.device)  # (W,)
+        self.slot_ids: list[int | None] = [None] * self.window  # frame id per slot (host side)
+        self.enter_times: dict[int, float] = {}
+        self._pending: list[tuple[torch.Tensor, int]] = []
+        self._size: tuple[int, int] | None = None
+        self._started = None
+        self.stats = StreamStats()
+
+    def set_reference(self, image, prompt: str | None = None) -> None:
+        """Change the person: runs ReferenceNet once and restarts the stream."""
+        self.pipe.set_reference(image, prompt=self.prompt if prompt is None else prompt,
+                                height=self._size[0] if self._size else None, width=self._size[1] if self._size else None)
+        self.reset()
+
+    @torch.no_grad()
+    def step(self, pose_frame) -> list:
+        """Add one pose frame; returns the RGB frames that became ready (possibly none)."""
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = now
+        pose = image_to_tensor(pose_frame, "pose_frame")  # (3, H, W)
+        size = tuple(pose.shape[1:])
+        if size[0] % 8 or size[1] % 8:
+            raise ValueError(f"pose_frame size {size} (H, W) must be divisible by 8.")
+        if self._size is None:
+            self._size = size
+        elif size != self._size:
+            raise ValueError(f"pose_frame size {size} differs from this stream's {self._size}; call reset() first.")
+        if self.pipe.reference_state.cache is None:
+            raise ValueError("no reference set: pass reference_image to pipe.stream(...) or call session.set_reference().")
+        frame_id = self.stats.frames_in
+        self.stats.frames_in += 1
+        self.enter_times[frame_id] = now
+        self._pending.append((pose, frame_id))
+        if len(self._pending) < self.per_level:
+            return []
+        return self._run(self._take_pending())
+
+    @torch.no_grad()
+    def flush(self) -> list:
+        """Finish every frame still in flight (pads with ghost frames); returns them."""
+        out = []
+        if self._pending:
+            out += self._run(self._take_pending())
+        while any(i is not None for i in self.slot_ids[self.context:]):
+            out += self._run(None)
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _take_pending(self):
+        group, self._pending = self._pending, []
+        return group
+
+    def _allocate(self, first_features: torch.Tensor) -> None:
+        h, w = first_features.shape[-2:]
+        channels = self.pipe.unet.config.in_channels
+        self.latents = self._randn((1, channels, self.window, h, w))  # ghosts: pure noise
+        self.pose_features = first_features[:1].expand(self.window, -1, -1, -1).clone()
+
+    def _randn(self, shape) -> torch.Tensor:
+        device = self.generator.device if self.generator is not None else self.device
+        return torch.randn(shape, generator=self.generator, device=device, dtype=torch.float32).to(self.device, self.dtype)
+
+    def _shift_in(self, features: torch.Tensor, ids: list[int | None]) -> None:
+        """Drop the oldest m slots, append m new frames at level 0 with fresh noise."""
+        m = self.per_level
+        fresh = self._randn((1, self.latents.shape[1], m) + tuple(self.latents.shape[-2:]))
+        self.latents = torch.cat([self.latents[:, :, m:], fresh], dim=2)
+        self.pose_features = torch.cat([self.pose_features[m:], features], dim=0)
+        new_ghost = torch.tensor([i is None for i in ids], device=self.device)
+        self.ghost = torch.cat([self.ghost[m:], new_ghost])
+        self.slot_ids = self.slot_ids[m:] + list(ids)
+
+    def _run(self, group) -> list:
+        """One pipeline tick: shift a group in, one UNet call, one LCM level for every frame, emit."""
+        tick = time.perf_counter()
+        m = self.per_level
+        if group is None:  # flushing: ghosts that repeat the last pose
+            features, ids = self.pose_features[-1:].expand(m, -1, -1, -1), [None] * m
+        else:
+            poses = torch.stack([p for p, _ in group]).to(self.device, self.pipe.pose_guider.dtype)  # (g, 3, H, W)
+            features = self.pipe.pose_guider(poses).to(self.dtype)  # each pose through the guider once
+            ids = [i for _, i in group]
+            if len(group) < m:  # partial group at flush: pad with ghosts
+                features = torch.cat([features, features[-1:].expand(m - len(group), -1, -1, -1)])
+                ids += [None] * (m - len(group))
+            if self.latents is None:
+                self._allocate(features)
+        self._shift_in(features, ids)
+
+        # one UNet call over the whole window with per-frame timesteps
+        timesteps = torch.where(self.ghost, self.schedule.timesteps[0], self.slot_timestep)[None]  # (1, W)
+        eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text,
+                        pose_features=self.pose_features, return_dict=False)[0]
+        noise = self._randn(tuple(self.latents.shape))
+        levels = self.slot_level.clamp(min=0)
+        next_latents, denoised = self.schedule.step(eps.float(), self.latents.float(), levels, noise.float())
+        advance = (self.denoising & ~self.ghost).view(1, 1, -1, 1, 1)
+        self.latents = torch.where(advance, next_latents.to(self.dtype), self.latents)
+        self.stats.unet_calls += 1
+
+        # frames that reached the last level leave (they stay in the window as clean context)
+        done = [(slot, fid) for slot, fid in enumerate(self.slot_ids[self.context:self.context + m], self.context)
+                if fid is not None]
+        frames = self._decode([slot for slot, _ in done]) if done else []
+        end = time.perf_counter()
+        self.stats.step_times.append(end - tick)
+        for _, fid in done:
+            self.stats.latencies.append(end - self.enter_times.pop(fid))
+            self.stats.latency_frames.append(self.stats.frames_in - 1 - fid)
+        if done and self.stats.first_frame_time is None:
+            self.stats.first_frame_time = end - self._started
+        self.stats.frames_out += len(done)
+        return frames
+
+    def _decode(self, slots: list[int]) -> list:
+        latents = self.latents[:, :, slots]  # (1, 4, n, h, w), clean
+        frames = self.pipe.decode_latents(latents)  # (n, 3, H, W) in [0, 1]
+        if self.output_type == "pil":
+            return tensor_to_pil(frames)
+        if self.output_type == "np":
+            return list((frames.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8))
+        return list(frames)
