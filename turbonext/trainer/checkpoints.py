@@ -1,0 +1,111 @@
+"""``checkpoint-N`` folders: the trained parts, the optimizer/scheduler state and the resolved config.
+
+Layout of ``<output_dir>/checkpoint-N/``::
+
+    pose_guider/                      PoseGuider.save_pretrained (safetensors)
+    unet_trainable.safetensors        the main UNet's trainable parameters (names as in unet.state_dict())
+    reference_unet/                   only when the ReferenceNet trains
+    config.yaml                       the resolved TrainConfig
+    trainer_state.json                {"global_step": N}
+    optimizer.bin, scheduler.bin, random_states_0.pkl   accelerate's save_state (model weights skipped)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from turbonext.models.pose_guider import PoseGuider
+from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.trainer.config import TrainConfig
+from turbonext.trainer.trainable import load_unet_params, trainable_unet_state_dict
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "checkpoint-"
+UNET_WEIGHTS = "unet_trainable.safetensors"
+CONFIG_NAME = "config.yaml"
+STATE_NAME = "trainer_state.json"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """``[(step, folder), ...]`` of the ``checkpoint-N`` folders in ``output_dir``, oldest first."""
+    out = Path(output_dir)
+    found = []
+    if out.is_dir():
+        for p in out.iterdir():
+            m = re.fullmatch(rf"{PREFIX}(\d+)", p.name)
+            if m and p.is_dir():
+                found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def resolve_resume(output_dir: str | Path, resume: str | None) -> Path | None:
+    """The checkpoint folder to resume from: ``"latest"`` (None when there is none yet) or a path."""
+    if resume is None:
+        return None
+    if resume == "latest":
+        found = list_checkpoints(output_dir)
+        if not found:
+            logger.warning("resume_from_checkpoint=latest: no checkpoint in %s yet, starting from scratch.", output_dir)
+            return None
+        return found[-1][1]
+    path = Path(resume)
+    if not path.is_dir():
+        path = Path(output_dir) / resume
+    if not (path / STATE_NAME).is_file():
+        raise ValueError(f"resume_from_checkpoint={resume!r}: {path} is not a checkpoint folder (no {STATE_NAME}).")
+    return path
+
+
+def prune_checkpoints(output_dir: str | Path, limit: int | None) -> list[Path]:
+    """Delete the oldest checkpoints so that ``limit - 1`` remain (room for the next); returns those removed."""
+    if limit is None:
+        return []
+    found = list_checkpoints(output_dir)
+    removed = [p for _, p in found[: max(0, len(found) - limit + 1)]]
+    for p in removed:
+        logger.info("checkpoints_total_limit=%d: removing %s", limit, p)
+        shutil.rmtree(p)
+    return removed
+
+
+def save_trained_parts(folder: str | Path, pipe: TurboNextPipeline, cfg: TrainConfig, global_step: int) -> None:
+    """Write the trainable weights, the config and the step counter to ``folder`` (safetensors only)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pipe.pose_guider.save_pretrained(folder / "pose_guider", safe_serialization=True)
+    save_file(trainable_unet_state_dict(pipe.unet), str(folder / UNET_WEIGHTS))
+    if cfg.train_reference_unet:
+        pipe.reference_unet.save_pretrained(folder / "reference_unet", safe_serialization=True)
+    cfg.save(folder / CONFIG_NAME)
+    (folder / STATE_NAME).write_text(json.dumps({"global_step": global_step}) + "\n")
+
+
+def load_trained_parts(folder: str | Path, pipe: TurboNextPipeline) -> int:
+    """Load a checkpoint's trained weights into ``pipe`` in place (same module objects); returns its step."""
+    folder = Path(folder)
+    guider = PoseGuider.from_pretrained(folder / "pose_guider", use_safetensors=True)
+    pipe.pose_guider.load_state_dict(guider.state_dict())
+    load_unet_params(pipe.unet, load_file(str(folder / UNET_WEIGHTS)))
+    if (folder / "reference_unet").is_dir():
+        from diffusers import UNet2DConditionModel
+
+        ref = UNet2DConditionModel.from_pretrained(folder / "reference_unet", use_safetensors=True)
+        pipe.reference_unet.load_state_dict(ref.state_dict())
+    return int(json.loads((folder / STATE_NAME).read_text())["global_step"])
+
+
+def skip_model_weights(models: list, weights: list, output_dir: str) -> None:
+    """accelerate save-state hook: the trained parts are saved by :func:`save_trained_parts` instead."""
+    weights.clear()
+
+
+def skip_model_loading(models: list, input_dir: str) -> None:
+    """accelerate load-state hook: the trained parts are loaded by :func:`load_trained_parts` instead."""
+    models.clear()

@@ -1,0 +1,250 @@
+"""The training loop (accelerate): pose guider + reference-reading attention on noise-prediction MSE.
+
+One step, for a batch of B clips of F frames (latents h = H/8)::
+
+    frames (B, F, 3, H, W) --VAE--> latents (B, 4, F, h, w); noise, t ~ U[0, 1000) per clip
+    reference (B, 3, H, W) --VAE--> (B, 4, h, w) --ReferenceNet ("write")--> tokens per attn1 layer
+    poses (B*F, 3, H, W) --PoseGuider--> (B*F, 320, h, w), added after the UNet's conv_in
+    UNet("read": attn1 attends to [own ; reference] tokens)(noisy latents, t, text) -> eps (B, 4, F, h, w)
+    loss = MSE(eps, noise), optionally weighted up near the skeleton (TrioPose)
+
+``python training/train.py --config training/configs/<name>.yaml [key=value ...]`` runs :func:`cli_main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
+from diffusers import DDPMScheduler
+from diffusers.optimization import get_scheduler
+from tqdm.auto import tqdm
+
+from turbonext.models.reference_attention import ReferenceCache
+from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.trainer import checkpoints
+from turbonext.trainer.config import TrainConfig, load_config
+from turbonext.trainer.dataset import PoseVideoDataset
+from turbonext.trainer.losses import diffusion_loss, pose_loss_weights
+from turbonext.trainer.trainable import build_pipeline, configure_trainable, count_parameters
+from turbonext.trainer.validation import pick_validation_clip, run_validation
+
+logger = logging.getLogger(__name__)
+DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` leaves behind: the trained pipeline (unwrapped) and where the run stands."""
+
+    pipe: TurboNextPipeline
+    start_step: int  # 0, or the step of the checkpoint resumed from
+    global_step: int
+    output_dir: Path
+    last_loss: float | None
+
+
+def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, unet: torch.nn.Module,
+                 pose_guider: torch.nn.Module, reference_unet: torch.nn.Module, noise_scheduler: DDPMScheduler,
+                 text: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The loss of one batch. ``unet``/``pose_guider``/``reference_unet`` may be accelerate-wrapped.
+
+    Leaves the reference cache in ``pipe.reference_state`` (gradient checkpointing re-reads it during
+    backward); the caller drops it after the optimizer step.
+    """
+    frames, poses, reference = batch["frames"], batch["poses"], batch["reference"]  # (B, F, 3, H, W) x2, (B, 3, H, W)
+    b, f = frames.shape[:2]
+    with torch.no_grad():
+        latents = pipe.encode_images(frames.flatten(0, 1)).float()  # (B*F, 4, h, w)
+        latents = latents.view(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, 4, F, h, w)
+        ref_latents = pipe.encode_images(reference)  # (B, 4, h, w)
+    noise = torch.randn_like(latents)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (b,), device=latents.device)  # (B,)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # (B, 4, F, h, w)
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    text = text.expand(b, -1, -1)  # (B, 77, D)
+
+    # ReferenceNet "write": record every attn1 input, with gradients only if it trains
+    state = pipe.reference_state
+    state.cache, state.mode = ReferenceCache(), "write"
+    with torch.set_grad_enabled(cfg.train_reference_unet and torch.is_grad_enabled()):
+        reference_unet(ref_latents.to(pipe.reference_unet.dtype), torch.zeros((), device=latents.device),
+                       encoder_hidden_states=text.to(pipe.reference_unet.dtype), return_dict=False)
+    state.mode = "read"  # cache.kv is empty: the main UNet projects the tokens itself (gradients flow)
+
+    pose_features = pose_guider(poses.flatten(0, 1))  # (B*F, 320, h, w)
+    pred = unet(noisy, timesteps, encoder_hidden_states=text.repeat_interleave(f, dim=0),
+                pose_features=pose_features, return_dict=False)[0]  # (B, 4, F, h, w)
+    weights = None
+    if cfg.pose_loss_weighting:
+        weights = pose_loss_weights(poses, tuple(latents.shape[-2:]), cfg.pose_loss_strength,
+                                    threshold=cfg.pose_heatmap_threshold, dilation=cfg.pose_heatmap_dilation,
+                                    blur_sigma=cfg.pose_heatmap_blur)  # (B, 1, F, h, w)
+    return diffusion_loss(pred, target, weights)
+
+
+def _trackers(cfg: TrainConfig) -> str | None:
+    if cfg.report_to == "tensorboard":
+        if importlib.util.find_spec("tensorboard") is None and importlib.util.find_spec("tensorboardX") is None:
+            logger.warning("report_to=tensorboard but tensorboard is not installed (pip install tensorboard): "
+                           "logging to %s/logs/train_log.jsonl only.", cfg.output_dir)
+            return None
+        return "tensorboard"
+    return None
+
+
+def _log_jsonl(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run (or resume) training as configured; returns the trained pipeline and the step reached."""
+    cfg.validate()
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
+        log_with=_trackers(cfg), project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.train_reference_unet)],
+    )
+    set_seed(cfg.seed)
+    if cfg.allow_tf32 and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+    weight_dtype = DTYPES[cfg.mixed_precision]
+
+    # 1. model: frozen parts in the compute dtype, trainable ones in float32
+    pipe = build_pipeline(cfg)
+    params = configure_trainable(pipe, cfg.train_reference_unet, cfg.train_motion_modules)
+    frozen = [pipe.vae, pipe.encoder_vae, pipe.text_encoder] + ([] if cfg.train_reference_unet else [pipe.reference_unet])
+    for module in frozen:
+        if module is not None and weight_dtype != torch.float32:
+            module.to(dtype=weight_dtype)
+    pipe.to(accelerator.device)
+    if cfg.gradient_checkpointing:
+        pipe.unet.enable_gradient_checkpointing()
+        if cfg.train_reference_unet:
+            pipe.reference_unet.enable_gradient_checkpointing()
+    logger.info("trainable parameters: %.2fM", count_parameters(params) / 1e6)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # 1000 training steps, base's betas
+
+    # 2. data, optimizer, LR schedule
+    dataset = PoseVideoDataset(cfg.dataset_dir, cfg.resolution, cfg.num_frames, cfg.frame_stride, cfg.split,
+                               cfg.reference_min_distance)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train_batch_size, shuffle=True,
+                                         num_workers=cfg.dataloader_num_workers)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                  weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
+    lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
+                                 num_training_steps=cfg.max_train_steps * accelerator.num_processes)
+    models = [pipe.pose_guider, pipe.unet] + ([pipe.reference_unet] if cfg.train_reference_unet else [])
+    *wrapped, optimizer, loader, lr_scheduler = accelerator.prepare(*models, optimizer, loader, lr_scheduler)
+    pose_guider, unet = wrapped[0], wrapped[1]
+    reference_unet = wrapped[2] if cfg.train_reference_unet else pipe.reference_unet
+    accelerator.register_save_state_pre_hook(checkpoints.skip_model_weights)
+    accelerator.register_load_state_pre_hook(checkpoints.skip_model_loading)
+
+    # 3. resume
+    start_step = 0
+    resume = checkpoints.resolve_resume(out, cfg.resume_from_checkpoint)
+    if resume is not None:
+        start_step = checkpoints.load_trained_parts(resume, pipe)
+        accelerator.load_state(str(resume))
+        logger.info("resumed from %s at step %d", resume, start_step)
+    global_step = start_step
+    steps_per_epoch = max(1, math.ceil(len(loader) / cfg.gradient_accumulation_steps))
+    first_epoch = global_step // steps_per_epoch
+    skip_batches = (global_step % steps_per_epoch) * cfg.gradient_accumulation_steps
+
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.yaml")
+        accelerator.init_trackers("turbonext", config={k: v for k, v in cfg.to_dict().items() if isinstance(v, (int, float, str, bool))})
+    clip = None
+    if cfg.validation_steps and accelerator.is_main_process:
+        clip = pick_validation_clip(cfg.dataset_dir, cfg.validation_split or cfg.split, cfg.resolution, cfg.validation_num_frames)
+    text = pipe.encode_prompt(cfg.prompt, accelerator.device)  # (1, 77, D), frozen
+
+    def save_checkpoint(step: int) -> None:
+        folder = out / f"{checkpoints.PREFIX}{step}"
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            checkpoints.prune_checkpoints(out, cfg.checkpoints_total_limit)
+        accelerator.save_state(str(folder))  # optimizer, LR scheduler, RNG states (model weights skipped)
+        if accelerator.is_main_process:
+            checkpoints.save_trained_parts(folder, pipe, cfg, step)  # trainer_state.json last: marks it complete
+        logger.info("saved %s", folder)
+
+    # 4. loop
+    progress = tqdm(total=cfg.max_train_steps, initial=global_step, desc="train", disable=not accelerator.is_local_main_process)
+    last_loss, accumulated = None, 0.0
+    epoch = first_epoch
+    while global_step < cfg.max_train_steps:
+        batches = accelerator.skip_first_batches(loader, skip_batches) if epoch == first_epoch and skip_batches else loader
+        for batch in batches:
+            with accelerator.accumulate(*wrapped):
+                with accelerator.autocast():
+                    loss = compute_loss(batch, pipe, unet, pose_guider, reference_unet, noise_scheduler, text, cfg)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            pipe.reference_state.cache, pipe.reference_state.mode = None, "off"
+            accumulated += accelerator.gather(loss.detach()[None]).mean().item() / cfg.gradient_accumulation_steps
+            if not accelerator.sync_gradients:
+                continue
+            global_step += 1
+            last_loss, accumulated = accumulated, 0.0
+            logs = {"loss": last_loss, "lr": lr_scheduler.get_last_lr()[0]}
+            progress.update(1)
+            progress.set_postfix(loss=f"{last_loss:.4f}", lr=f"{logs['lr']:.2e}")
+            if global_step % cfg.logging_steps == 0:
+                accelerator.log(logs, step=global_step)
+                if accelerator.is_main_process:
+                    _log_jsonl(out / "logs" / "train_log.jsonl", {"step": global_step, **logs})
+            if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
+                save_checkpoint(global_step)
+            if clip is not None and global_step % cfg.validation_steps == 0:
+                with accelerator.autocast():
+                    scores = run_validation(pipe, clip, out / "validation", global_step,
+                                            cfg.validation_num_inference_steps, cfg.seed, cfg.validation_fps)
+                accelerator.log(scores, step=global_step)
+                _log_jsonl(out / "logs" / "train_log.jsonl", {"step": global_step, **scores})
+            if global_step >= cfg.max_train_steps:
+                break
+        epoch += 1
+    progress.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return TrainResult(pipe=pipe, start_step=start_step, global_step=global_step, output_dir=out, last_loss=last_loss)
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``python training/train.py --config CONFIG.yaml [--resume latest] [key=value ...]``."""
+    parser = argparse.ArgumentParser(description="Train TurboNext (pose guider + reference attention).")
+    parser.add_argument("--config", help="YAML config (see training/configs/)")
+    parser.add_argument("--resume", help="'latest' or a checkpoint folder (same as resume_from_checkpoint=...)")
+    parser.add_argument("overrides", nargs="*", help="key=value settings that override the config file")
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides) + ([f"resume_from_checkpoint={args.resume}"] if args.resume else [])
+    try:
+        cfg = load_config(args.config, overrides)
+    except ValueError as err:
+        parser.error(str(err))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = train(cfg)
+    print(f"trained to step {result.global_step} (loss {result.last_loss}); checkpoints in {result.output_dir}")
+    return 0
