@@ -101,6 +101,19 @@ def load_trained_parts(folder: str | Path, pipe: TurboNextPipeline) -> int:
     return int(json.loads((folder / STATE_NAME).read_text())["global_step"])
 
 
+def load_init_checkpoint(cfg: TrainConfig, pipe: TurboNextPipeline) -> None:
+    """Apply ``cfg.init_checkpoint`` (and, recursively, the one it started from) to a freshly built pipe."""
+    if cfg.init_checkpoint is None:
+        return
+    folder = Path(cfg.init_checkpoint)
+    if not (folder / STATE_NAME).is_file():
+        raise ValueError(f"init_checkpoint={cfg.init_checkpoint!r} is not a checkpoint folder (no {STATE_NAME}).")
+    from turbonext.trainer.config import load_config
+
+    load_init_checkpoint(load_config(folder / CONFIG_NAME), pipe)  # e.g. a ReferenceNet trained two stages ago
+    load_trained_parts(folder, pipe)
+
+
 def skip_model_weights(models: list, weights: list, output_dir: str) -> None:
     """accelerate save-state hook: the trained parts are saved by :func:`save_trained_parts` instead."""
     weights.clear()

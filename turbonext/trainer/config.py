@@ -38,10 +38,12 @@ class TrainConfig:
     encode_with_sd_vae: bool = True  # encode training latents with the SD VAE (as the pipeline does)
     pose_guider: str | None = None  # initial PoseGuider folder; None = a new zero-initialised one
     reference_unet: str | None = None  # initial ReferenceNet folder; None = a copy of the base UNet
+    init_checkpoint: str | None = None  # start from a checkpoint's trained parts (stage 2 from stage 1), step 0
     revision: str | None = None
     # --- what trains (pose guider + main-UNet spatial self-attention always)
     train_reference_unet: bool = False
     train_motion_modules: bool = False
+    train_full_unet: bool = False  # every main-UNet weight (only for from-scratch tiny models; not the design)
     # --- data
     dataset_dir: str = "dataset"  # dataset/<video_id>/<scene_id>/{images,poses}/00001.jpg
     split: str | None = None  # a split name of <dataset_dir>/split.json (e.g. "train"); None = all scenes

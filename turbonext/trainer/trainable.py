@@ -34,8 +34,12 @@ def is_trainable_unet_param(name: str, train_motion_modules: bool, attn_names: s
 
 
 def configure_trainable(pipe: TurboNextPipeline, train_reference_unet: bool = False,
-                        train_motion_modules: bool = False) -> list[nn.Parameter]:
-    """Set ``requires_grad`` on every component; returns the trainable parameters."""
+                        train_motion_modules: bool = False, train_full_unet: bool = False) -> list[nn.Parameter]:
+    """Set ``requires_grad`` on every component; returns the trainable parameters.
+
+    ``train_full_unet`` unfreezes the whole main UNet: only for tiny models trained from scratch
+    (the synthetic demo), whose random ResNets would otherwise never learn.
+    """
     for module in (pipe.vae, pipe.encoder_vae, pipe.text_encoder, pipe.unet, pipe.reference_unet):
         if module is not None:
             module.requires_grad_(False)
@@ -43,7 +47,7 @@ def configure_trainable(pipe: TurboNextPipeline, train_reference_unet: bool = Fa
     pipe.reference_unet.requires_grad_(train_reference_unet)
     attn_names = set(spatial_self_attention_names(pipe.unet))
     for name, param in pipe.unet.named_parameters():
-        param.requires_grad_(is_trainable_unet_param(name, train_motion_modules, attn_names))
+        param.requires_grad_(train_full_unet or is_trainable_unet_param(name, train_motion_modules, attn_names))
     params = [p for p in pipe.pose_guider.parameters()]
     params += [p for p in pipe.unet.parameters() if p.requires_grad]
     if train_reference_unet:

@@ -1,0 +1,68 @@
+"""Export a training checkpoint as a complete TurboNextPipeline folder (``training/export.py``).
+
+The frozen parts come from the components named in the checkpoint's ``config.yaml`` (base, motion
+adapter, TAESD), the trained parts from the checkpoint; the result is written with
+``save_pretrained`` (safetensors) and loads with ``TurboNextPipeline.from_pretrained(OUT_DIR)``.
+Optionally LCM-LoRA is fused into the exported UNet for 4-step inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.trainer import checkpoints
+from turbonext.trainer.config import load_config
+from turbonext.trainer.trainable import build_pipeline
+
+logger = logging.getLogger(__name__)
+
+
+def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str | None = None,
+                    lcm_lora_scale: float = 1.0, overrides: list[str] | tuple[str, ...] = ()) -> TurboNextPipeline:
+    """Assemble base components + a checkpoint's trained parts and ``save_pretrained`` to ``out_dir``.
+
+    Args:
+        checkpoint: a ``checkpoint-N`` folder written by training.
+        out_dir: the pipeline folder to write.
+        lcm_lora: an LCM-LoRA repo or folder to fuse (switches the scheduler to LCM); None keeps the
+            base scheduler.
+        overrides: ``key=value`` changes to the saved config, e.g. ``["base=/local/sd15"]`` when the
+            components moved since training.
+    """
+    folder = Path(checkpoint)
+    config_path = folder / checkpoints.CONFIG_NAME
+    if not config_path.is_file() or not (folder / checkpoints.UNET_WEIGHTS).is_file():
+        raise ValueError(f"{folder} is not a training checkpoint (needs {checkpoints.CONFIG_NAME} and "
+                         f"{checkpoints.UNET_WEIGHTS}); pass a <output_dir>/checkpoint-N folder.")
+    # the components the run started from; the trained parts are loaded from the checkpoint below
+    cfg = load_config(config_path, list(overrides) + ["resume_from_checkpoint=null"])
+    pipe = build_pipeline(cfg)
+    checkpoints.load_init_checkpoint(cfg, pipe)
+    step = checkpoints.load_trained_parts(folder, pipe)
+    if lcm_lora is not None:
+        pipe.fuse_lcm_lora(lcm_lora, scale=lcm_lora_scale)
+    out = Path(out_dir)
+    pipe.save_pretrained(out, safe_serialization=True)
+    logger.info("exported %s (step %d) to %s", folder, step, out)
+    return pipe
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """``python training/export.py CHECKPOINT OUT_DIR [--lcm-lora REPO] [key=value ...]``."""
+    parser = argparse.ArgumentParser(description="Export a training checkpoint as a TurboNextPipeline folder.")
+    parser.add_argument("checkpoint", help="a <output_dir>/checkpoint-N folder")
+    parser.add_argument("out_dir", help="the pipeline folder to write")
+    parser.add_argument("--lcm-lora", default=None, help="fuse this LCM-LoRA (repo id or folder) for 4-step inference")
+    parser.add_argument("--lcm-lora-scale", type=float, default=1.0)
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the checkpoint's config (e.g. base=...)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        export_pipeline(args.checkpoint, args.out_dir, args.lcm_lora, args.lcm_lora_scale, args.overrides)
+    except ValueError as err:
+        parser.error(str(err))
+    print(f"wrote {args.out_dir}; load it with TurboNextPipeline.from_pretrained({str(args.out_dir)!r})")
+    return 0
