@@ -198,3 +198,37 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0) -> dict[str, s
         "motion_adapter_v2": str(root / "animatediff-motion-adapter-v1-5-2"),
         "tiny_vae": str(root / "taesd"),
     }
+
+
+SD15_TEXT_ENCODER = dict(
+    hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+    max_position_embeddings=77, projection_dim=768, vocab_size=49408, hidden_act="quick_gelu",
+)
+
+
+def build_random_pipeline(size: str = "tiny", torch_dtype: torch.dtype = torch.float32, device="cpu", seed: int = 0,
+                          tokenizer_dir: str | os.PathLike | None = None):
+    """A TurboNextPipeline with random weights built from configs (no download): for speed
+    measurements ("full" = SD1.5 shapes) and quick experiments ("tiny")."""
+    import tempfile
+
+    from diffusers import LCMScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from turbonext.models.unet_motion import TurboNextUNetMotionModel
+    from turbonext.pipeline_turbonext import TurboNextPipeline
+
+    comps = build_components(size, seed=seed)
+    if comps["text_encoder"] is None:
+        torch.manual_seed(seed)
+        comps["text_encoder"] = CLIPTextModel(CLIPTextConfig(**SD15_TEXT_ENCODER))
+    tokenizer_dir = tokenizer_dir or tempfile.mkdtemp(prefix="turbonext-tokenizer-")
+    write_tiny_tokenizer(tokenizer_dir)
+    ref_unet = comps["unet2d"]
+    unet = TurboNextUNetMotionModel.from_unet2d(ref_unet, comps["motion_adapter"])
+    pipe = TurboNextPipeline(
+        vae=comps["tiny_vae"], text_encoder=comps["text_encoder"], tokenizer=CLIPTokenizer.from_pretrained(tokenizer_dir),
+        unet=unet, reference_unet=ref_unet, pose_guider=comps["pose_guider"], scheduler=LCMScheduler(**SCHEDULER),
+        encoder_vae=comps["vae"],
+    )
+    return pipe.to(device=device, dtype=torch_dtype)

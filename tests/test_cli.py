@@ -1,0 +1,75 @@
+"""Command-line jobs: generate (synthetic demo inputs, pose folders, streaming, errors) and bench --tiny."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_pose_frames, make_reference
+from turbonext.cli import main as turbonext_main
+
+
+@pytest.fixture(scope="module")
+def saved_pipe(tiny_pipe_factory, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    tiny_pipe_factory().save_pretrained(folder)
+    return str(folder)
+
+
+def test_generate_on_synthetic_inputs_writes_mp4_gif_and_frames(saved_pipe, tmp_path, capsys):
+    out = tmp_path / "demo.mp4"
+    code = turbonext_main(["generate", "--model", saved_pipe, "--out", str(out), "--max-frames", "5", "--steps", "1",
+                           "--device", "cpu"])
+    assert code == 0
+    assert out.stat().st_size > 0 and out.with_suffix(".gif").stat().st_size > 0
+    frames = sorted((tmp_path / "demo").glob("*.png"))
+    assert len(frames) == 5 and Image.open(frames[0]).size == (64, 64)  # the tiny model's native size
+    gif = Image.open(out.with_suffix(".gif"))
+    assert gif.size == (64 * 4, 64) and gif.n_frames == 5  # reference | pose | result | ground truth
+    assert "reference | pose | result | ground truth" in capsys.readouterr().out
+
+
+def test_generate_from_a_pose_folder_with_streaming(saved_pipe, tmp_path):
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    for i, p in enumerate(make_pose_frames(6)):
+        Image.fromarray(p).save(poses / f"{i:03d}.png")
+    Image.fromarray(make_reference()).save(tmp_path / "me.png")
+    out = tmp_path / "out.mp4"
+    code = turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--reference",
+                           str(tmp_path / "me.png"), "--out", str(out), "--stream", "--device", "cpu"])
+    assert code == 0 and len(list((tmp_path / "out").glob("*.png"))) == 6
+
+
+def test_generate_errors_are_clear(saved_pipe, tmp_path, capsys):
+    assert turbonext_main(["generate", "--model", str(tmp_path / "nope"), "--device", "cpu"]) == 2
+    assert "not an existing folder" in capsys.readouterr().err
+    poses = tmp_path / "empty"
+    poses.mkdir()
+    assert turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--device", "cpu"]) == 2
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    Image.fromarray(make_pose_frames(1)[0]).save(poses / "0.png")
+    assert turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--reference",
+                           str(tmp_path / "bad.png"), "--device", "cpu"]) == 2
+    assert "cannot read reference image" in capsys.readouterr().err
+
+
+def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
+    js, md = tmp_path / "bench.json", tmp_path / "BENCH.md"
+    code = turbonext_main(["bench", "stream", "--tiny", "--device", "cpu", "--frames", "8", "--warmup", "16",
+                           "--frames-per-level", "4", "--fifo-frames", "1", "--json", str(js), "--markdown", str(md)])
+    assert code == 0
+    result = json.loads(js.read_text())
+    names = [r["name"] for r in result["rows"]]
+    assert names[0].startswith("(a)") and names[1].startswith("(b)") and names[2].startswith("(c)")
+    stream = result["rows"][2]
+    assert stream["frames_measured"] == 8 and stream["fps"] > 0 and stream["p95_latency_ms"] > 0
+    assert set(result["ratios"]) == {"vs (a)", "vs (b)"}
+    text = md.read_text()
+    assert "python -m turbonext.bench stream --tiny" in text and "| (c) StreamSession" in text
+
+
+def test_cli_help_and_unknown_command(capsys):
+    assert turbonext_main([]) == 0 and "generate" in capsys.readouterr().out
+    assert turbonext_main(["frobnicate"]) == 2

@@ -1,0 +1,253 @@
+"""Speed benchmarks: ``python -m turbonext.bench stream`` (or ``turbonext bench stream``).
+
+Builds SD1.5-shaped components from configs with random weights (no download; speed does not
+depend on weight values) and measures, in ONE run and on the same device:
+
+  (a) diffusers' AnimateDiffPipeline as it runs by default (eager): 16 frames x N steps + SD-VAE
+      decode, reported per frame;
+  (b) the literal FIFO loop: for every new frame, N steps over the whole 16-frame window + TAESD
+      decode of that frame;
+  (c) StreamSession (pipelined denoising) for each requested window / frames-per-level / compile
+      setting: sustained FPS after warm-up, p50/p95 latency (pose frame in -> RGB frame out),
+      first-frame time, peak GPU memory.
+
+Writes JSON and appends a markdown table (with the exact command and device name) to BENCHMARKS.md.
+``--tiny --device cpu`` runs the same code with tiny components (CI, laptops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from turbonext.component_configs import build_random_pipeline
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _pose_frames(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
+    """Moving skeleton-like strokes (random weights: content does not change the speed)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        img = np.zeros((size, size, 3), np.uint8)
+        x = int(size * (0.3 + 0.4 * (0.5 + 0.5 * np.sin(i / 5))))
+        img[size // 4 : 3 * size // 4, x : x + max(2, size // 64)] = rng.integers(100, 255, 3)
+        frames.append(img)
+    return frames
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: int = 1) -> dict:
+    """(a) diffusers' AnimateDiffPipeline with an SD VAE, eager, default settings, guidance off (LCM)."""
+    from diffusers import AnimateDiffPipeline, UNetMotionModel
+
+    unet = UNetMotionModel.from_config(pipe.unet.config).to(pipe.device, pipe.unet.dtype)
+    vae = pipe.encoder_vae if pipe.encoder_vae is not None else pipe.vae
+    base = AnimateDiffPipeline(vae=vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
+                               motion_adapter=None, scheduler=pipe.scheduler)
+    base.set_progress_bar_config(disable=True)
+    run = lambda: base(prompt="", num_frames=frames, height=size, width=size, num_inference_steps=steps,
+                       guidance_scale=1.0, output_type="np")
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        _sync(pipe.device)
+        t = time.perf_counter()
+        run()
+        _sync(pipe.device)
+        times.append(time.perf_counter() - t)
+    del base, unet
+    clip = float(np.median(times))
+    return {"name": "(a) diffusers AnimateDiff clip", "ms_per_frame": clip / frames * 1000, "fps": frames / clip,
+            "latency_ms": clip * 1000, "clip_ms": clip * 1000}
+
+
+@torch.no_grad()
+def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames: int = 3) -> dict:
+    """(b) per new frame: ``steps`` full UNet calls over the whole window + TAESD decode of one frame."""
+    device, dtype = pipe.device, pipe.unet.dtype
+    h = size // 8
+    poses = torch.from_numpy(np.stack(_pose_frames(window, size))).permute(0, 3, 1, 2).float().div(255).to(device, dtype)
+    features = pipe.pose_guider(poses)
+    text = pipe.encode_prompt("", device).to(dtype).expand(window, -1, -1)
+    pipe.scheduler.set_timesteps(steps, device=device)
+    latents = torch.randn(1, 4, window, h, h, device=device, dtype=dtype)
+
+    def one_frame():
+        x = latents
+        for t in pipe.scheduler.timesteps:
+            eps = pipe.unet(x, t, encoder_hidden_states=text, pose_features=features, return_dict=False)[0]
+            x = pipe.scheduler.step(eps, t, x, return_dict=False)[0]
+        frame = pipe.decode_latents(x[:, :, -1:])
+        return frame.cpu()
+
+    one_frame()  # warm-up
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(new_frames):
+        one_frame()
+    _sync(device)
+    per = (time.perf_counter() - t) / new_frames
+    return {"name": "(b) literal FIFO loop", "ms_per_frame": per * 1000, "fps": 1 / per, "latency_ms": per * 1000}
+
+
+@torch.no_grad()
+def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None, compile: str | None,
+                 frames: int, warmup: int) -> dict:
+    """(c) StreamSession: sustained FPS over ``frames`` frames after ``warmup`` frames."""
+    device = pipe.device
+    session = pipe.stream(num_inference_steps=steps, window=window, frames_per_level=per_level, compile=compile,
+                          output_type="np", generator=torch.Generator(device).manual_seed(0))
+    poses = _pose_frames(warmup + frames, size)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for p in poses[:warmup]:
+        session.step(p)
+    first_frame = session.stats.first_frame_time
+    _sync(device)
+    warm_s = time.perf_counter() - t0
+    out_before, lat_before = session.stats.frames_out, len(session.stats.latencies)
+    t = time.perf_counter()
+    for p in poses[warmup:]:
+        session.step(p)
+    _sync(device)
+    elapsed = time.perf_counter() - t
+    produced = session.stats.frames_out - out_before
+    latencies = np.array(session.stats.latencies[lat_before:]) * 1000
+    return {
+        "name": f"(c) StreamSession window={window} frames_per_level={session.per_level} compile={compile}",
+        "window": window, "frames_per_level": session.per_level, "compile": compile,
+        "ms_per_frame": elapsed / max(produced, 1) * 1000, "fps": produced / elapsed,
+        "latency_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
+        "p95_latency_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
+        "first_frame_s": first_frame, "warmup_s": warm_s, "frames_measured": produced,
+        "latency_frames": float(np.mean(session.stats.latency_frames)) if session.stats.latency_frames else None,
+        "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+    }
+
+
+def _fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def markdown_table(result: dict) -> str:
+    lines = [
+        f"### {result['title']}",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Device: {result['device']}; dtype {result['dtype']}; {result['size']}x{result['size']}; "
+        f"{result['steps']} steps; torch {result['torch']}; {result['date']}",
+        "",
+        "| setting | ms/frame | FPS | p50 latency ms | p95 latency ms | first frame s | peak GB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(f"| {r['name']} | {_fmt(r['ms_per_frame'])} | {_fmt(r['fps'])} | {_fmt(r.get('latency_ms'))} | "
+                     f"{_fmt(r.get('p95_latency_ms'))} | {_fmt(r.get('first_frame_s'), '.2f')} | "
+                     f"{_fmt(r.get('peak_memory_gb'), '.2f')} |")
+    if result.get("ratios"):
+        lines += ["", "Ratios (best StreamSession FPS vs baselines): " +
+                  ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def run_stream_benchmark(args) -> dict:
+    device = torch.device(args.device)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
+    pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    size, steps = args.size, args.steps
+    ref = _pose_frames(1, size, seed=1)[0]
+    pipe.set_reference(ref)
+    rows = []
+    if "a" in args.baselines:
+        rows.append(bench_animatediff(pipe, size, steps))
+        print(rows[-1], flush=True)
+    if "b" in args.baselines:
+        rows.append(bench_literal_fifo(pipe, size, steps, new_frames=args.fifo_frames))
+        print(rows[-1], flush=True)
+    for compile_mode in args.compile:
+        for window in args.window:
+            for per_level in args.frames_per_level:
+                if per_level * steps > window:
+                    continue
+                rows.append(bench_stream(pipe, size, steps, window, per_level,
+                                         None if compile_mode == "none" else compile_mode, args.frames, args.warmup))
+                print(rows[-1], flush=True)
+    streams = [r for r in rows if r["name"].startswith("(c)")]
+    best = max(streams, key=lambda r: r["fps"]) if streams else None
+    ratios = {}
+    for r in rows:
+        if best and not r["name"].startswith("(c)"):
+            ratios[f"vs {r['name'][:3]}"] = best["fps"] / r["fps"]
+    return {
+        "title": f"stream benchmark ({'tiny' if args.tiny else 'SD1.5 size'}, {device_name(device)})",
+        "command": "python -m turbonext.bench " + " ".join(shlex.quote(a) for a in args.argv),
+        "device": device_name(device), "dtype": args.dtype, "size": size, "steps": steps,
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows, "ratios": ratios,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="turbonext bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["stream"], help="which benchmark")
+    parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
+    parser.add_argument("--size", type=int, default=None, help="frame size (default 512, 64 with --tiny)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--window", type=int, nargs="+", default=[16])
+    parser.add_argument("--frames-per-level", type=int, nargs="+", default=[4, 2, 1])
+    parser.add_argument("--compile", nargs="+", default=["none"],
+                        choices=["none", "default", "reduce-overhead", "max-autotune"])
+    parser.add_argument("--frames", type=int, default=None, help="frames measured after warm-up (default 300, 24 tiny)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up frames (default 48, 16 tiny)")
+    parser.add_argument("--baselines", nargs="*", default=["a", "b"], choices=["a", "b"])
+    parser.add_argument("--fifo-frames", type=int, default=3, help="frames timed for the slow baseline (b)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--markdown", default="BENCHMARKS.md", help="append the table here ('' to skip)")
+    return parser
+
+
+def cli_main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = list(argv)
+    if args.dtype is None:
+        args.dtype = "fp16" if args.device.startswith("cuda") else "fp32"
+    args.size = args.size or (64 if args.tiny else 512)
+    args.frames = args.frames or (24 if args.tiny else 300)
+    args.warmup = args.warmup or (16 if args.tiny else 48)
+    if args.size % 8:
+        raise SystemExit(f"--size must be divisible by 8, got {args.size}")
+    result = run_stream_benchmark(args)
+    table = markdown_table(result)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write("\n" + table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(sys.argv[1:]))

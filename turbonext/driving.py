@@ -1,0 +1,98 @@
+"""Driving inputs -> pose maps: a video (pose detection, one fixed square crop around the person),
+a folder of pose images, or a built-in synthetic sequence (offline demo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def poses_from_folder(folder: str | Path, size: int, max_frames: int | None = None) -> list[Image.Image]:
+    """Rendered pose images in ``folder`` (sorted by name), resized to ``size`` x ``size``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"pose folder {folder} does not exist.")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:max_frames]
+    if not paths:
+        raise ValueError(f"no pose images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}.")
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                out.append(im.convert("RGB").resize((size, size), Image.BICUBIC))
+        except OSError as err:
+            raise ValueError(f"cannot read pose image {p}: {err}") from err
+    return out
+
+
+def poses_from_video(video: str | Path, size: int, detector="auto", fps: float | None = None,
+                     max_frames: int | None = None, margin: float = 0.2, progress: bool = True) -> list[Image.Image]:
+    """Detect the main person in every frame and render their pose in one fixed square crop.
+
+    One crop for the whole clip (around the union of the person's boxes) keeps the camera still, and
+    matches the training data's framing (square crop around the person, black outside the frame).
+    Frames with no person get an empty (black) pose map.
+    """
+    from tqdm.auto import tqdm
+
+    from turbonext.data.crop import keypoints_to_crop, square_crop_box
+    from turbonext.data.video_io import iter_frames
+    from turbonext.pose.detectors import get_detector
+    from turbonext.pose.render import render_pose
+    from turbonext.pose.tracking import MainPersonTracker
+
+    info, frames = iter_frames(video, fps=fps)
+    det = get_detector(detector) if isinstance(detector, str) else detector
+    tracker = MainPersonTracker()
+    people = []
+    for i, _, frame in tqdm(frames, desc="detecting poses", disable=not progress):
+        if max_frames is not None and i >= max_frames:
+            break
+        people.append(tracker(det.detect(frame)))
+    if isinstance(detector, str):
+        det.close()
+    boxes = [p.box() for p in people if p is not None and p.box() is not None]
+    if not boxes:
+        raise ValueError(f"no person found in any frame of {video}; the driving video needs a visible person.")
+    union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    crop = square_crop_box(union, margin=margin)
+    black = Image.new("RGB", (size, size))
+    return [black.copy() if p is None else render_pose([keypoints_to_crop(p, crop, size)], size=(size, size))
+            for p in people]
+
+
+def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index: int = 7, motion: str = "dance",
+                          seed: int = 0):
+    """A held-out synthetic identity (reference from another motion) and a driving pose sequence.
+
+    Returns (reference PIL, pose PILs, ground-truth frames PILs).
+    """
+    from turbonext.synthetic.dataset import identity_seed, make_sequence
+    from turbonext.synthetic.figure import Identity
+
+    ident = Identity.random(identity_seed(seed, identity_index))
+    ref_frames, _, _ = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
+    frames, poses, _ = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
+    return ref_frames[0], poses, frames
+
+
+def side_by_side(*columns: list[Image.Image]) -> list[np.ndarray]:
+    """Frames of several equally long sequences (a single image repeats) placed left to right."""
+    length = max(len(c) for c in columns)
+    out = []
+    for i in range(length):
+        tiles = [np.asarray(c[min(i, len(c) - 1)].convert("RGB")) for c in columns]
+        h = max(t.shape[0] for t in tiles)
+        tiles = [t if t.shape[0] == h else np.asarray(Image.fromarray(t).resize((t.shape[1] * h // t.shape[0], h)))
+                 for t in tiles]
+        out.append(np.concatenate(tiles, axis=1))
+    return out
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 10.0) -> None:
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=True)
