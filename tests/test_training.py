@@ -1,0 +1,212 @@
+"""Training on tiny components and a tiny synthetic dataset (64 px, 2 frames, 1-3 steps)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from turbonext.trainer.checkpoints import UNET_WEIGHTS, list_checkpoints
+from turbonext.trainer.config import TrainConfig, load_config
+from turbonext.trainer.dataset import PoseVideoDataset, load_image
+from turbonext.trainer.losses import diffusion_loss, pose_heatmap, pose_loss_weights
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from turbonext.synthetic import write_dataset
+
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(root, num_identities=3, motions=["walk", "wave"], frames=4, size=64, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def make_cfg(tiny_hub, tiny_data, tmp_path_factory):
+    def make(**overrides) -> TrainConfig:
+        values = dict(
+            base=tiny_hub["base"], motion_adapter=tiny_hub["motion_adapter"], tiny_vae=tiny_hub["tiny_vae"],
+            dataset_dir=str(tiny_data), split="train", resolution=64, num_frames=2, max_train_steps=2,
+            learning_rate=1e-3, lr_warmup_steps=0, checkpointing_steps=1, checkpoints_total_limit=1,
+            validation_steps=2, validation_num_frames=2, validation_num_inference_steps=2, report_to="none",
+            output_dir=str(tmp_path_factory.mktemp("run")), pose_loss_weighting=True,
+        )
+        values.update(overrides)
+        return TrainConfig(**values).validate()
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def first_run(make_cfg):
+    from turbonext.trainer.loop import train
+
+    return train(make_cfg())
+
+
+def test_run_writes_checkpoint_config_log_and_validation(first_run):
+    out = first_run.output_dir
+    assert first_run.start_step == 0 and first_run.global_step == 2 and np.isfinite(first_run.last_loss)
+    assert [s for s, _ in list_checkpoints(out)] == [2]  # checkpoints_total_limit=1 pruned checkpoint-1
+    ckpt = out / "checkpoint-2"
+    for name in ("pose_guider/config.json", "pose_guider/diffusion_pytorch_model.safetensors", UNET_WEIGHTS,
+                 "config.yaml", "trainer_state.json", "optimizer.bin", "scheduler.bin"):
+        assert (ckpt / name).is_file(), name
+    assert not (ckpt / "reference_unet").exists() and not list(ckpt.glob("model*.safetensors"))
+    assert load_config(ckpt / "config.yaml") == load_config(out / "config.yaml")
+    records = [json.loads(line) for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2] and any("val/psnr" in r for r in records)
+    for suffix in ("mp4", "gif"):
+        assert (out / "validation" / f"step-000002.{suffix}").stat().st_size > 0
+
+
+def test_only_intended_parameters_change(first_run, tiny_pipe_factory):
+    from turbonext.models.reference_attention import spatial_self_attention_names
+
+    trained, initial = first_run.pipe, tiny_pipe_factory()
+    attn = spatial_self_attention_names(trained.unet)
+    init_unet = dict(initial.unet.named_parameters())
+    n_trainable = 0
+    for name, param in trained.unet.named_parameters():
+        if any(name.startswith(a + ".") for a in attn):
+            n_trainable += 1
+            assert param.requires_grad and not torch.equal(param, init_unet[name]), name
+        else:
+            assert not param.requires_grad and torch.equal(param, init_unet[name]), name
+    assert n_trainable == len(load_file(str(first_run.output_dir / "checkpoint-2" / UNET_WEIGHTS))) > 0
+    for part in ("vae", "encoder_vae", "text_encoder", "reference_unet"):
+        after, before = getattr(trained, part).state_dict(), getattr(initial, part).state_dict()
+        assert all(torch.equal(after[k], before[k]) for k in before), part
+    assert float(trained.pose_guider.zero_conv.weight.detach().abs().sum()) > 0  # zero-initialised, now trained
+
+
+def test_resume_restores_weights_and_continues(first_run, make_cfg):
+    from turbonext.trainer.loop import cli_main, train
+
+    out = first_run.output_dir
+    ckpt = out / "checkpoint-2"
+    resumed = train(make_cfg(output_dir=str(out), resume_from_checkpoint="latest", validation_steps=0))
+    assert resumed.start_step == 2 and resumed.global_step == 2  # nothing left to do
+    own = dict(resumed.pipe.unet.named_parameters())
+    assert all(torch.equal(own[k], v) for k, v in load_file(str(ckpt / UNET_WEIGHTS)).items())
+    guider = load_file(str(ckpt / "pose_guider" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(resumed.pipe.pose_guider.state_dict()[k], v) for k, v in guider.items())
+
+    # the CLI, from the run's own saved config: the step counter continues at 3
+    assert cli_main(["--config", str(out / "config.yaml"), "--resume", "latest", "max_train_steps=3", "validation_steps=0"]) == 0
+    assert [s for s, _ in list_checkpoints(out)] == [3]
+    steps = [json.loads(line)["step"] for line in (out / "logs" / "train_log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 3 and steps.count(3) == 1
+
+
+def test_export_loads_with_from_pretrained_and_renders(first_run, tmp_path):
+    from turbonext import TurboNextPipeline
+    from turbonext.trainer.export import cli_main
+
+    ckpt = list_checkpoints(first_run.output_dir)[-1][1]
+    assert cli_main([str(ckpt), str(tmp_path / "pipe")]) == 0
+    pipe = TurboNextPipeline.from_pretrained(tmp_path / "pipe")
+    own = dict(pipe.unet.named_parameters())
+    assert all(torch.equal(own[k], v) for k, v in load_file(str(ckpt / UNET_WEIGHTS)).items())
+    guider = load_file(str(ckpt / "pose_guider" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(pipe.pose_guider.state_dict()[k], v) for k, v in guider.items())
+    pose = np.zeros((64, 64, 3), np.uint8)
+    pose[10:50, 30:34] = 255
+    frames = pipe(reference_image=np.full((64, 64, 3), 90, np.uint8), pose_images=[pose, pose[:, ::-1]],
+                  num_inference_steps=2, output_type="np").frames
+    assert frames.shape == (2, 64, 64, 3) and np.isfinite(frames).all()
+    with pytest.raises(SystemExit):
+        cli_main([str(tmp_path), str(tmp_path / "other")])  # not a checkpoint: a clear usage error
+
+
+def test_bf16_checkpointing_accumulation_and_optional_parts(make_cfg, tiny_pipe_factory):
+    from accelerate.state import AcceleratorState
+
+    from turbonext.trainer.loop import train
+
+    AcceleratorState._reset_state()  # accelerate fixes mixed precision once per process; tests switch it
+
+    cfg = make_cfg(mixed_precision="bf16", gradient_checkpointing=True, gradient_accumulation_steps=2,
+                   train_reference_unet=True, train_motion_modules=True, max_train_steps=1, validation_steps=0,
+                   pose_loss_weighting=False)
+    try:
+        result = train(cfg)
+    finally:
+        AcceleratorState._reset_state()  # leave no bf16 state behind for later tests
+    initial = tiny_pipe_factory()
+    assert result.global_step == 1 and (result.output_dir / "checkpoint-1" / "reference_unet").is_dir()
+    before = initial.reference_unet.state_dict()
+    changed = [k for k, v in result.pipe.reference_unet.state_dict().items() if not torch.equal(v, before[k])]
+    assert any("attn1" in k for k in changed)  # gradients reached the ReferenceNet through the tokens
+    init_unet = initial.unet.state_dict()
+    motion = [k for k, v in result.pipe.unet.state_dict().items() if "motion_modules" in k and not torch.equal(v, init_unet[k])]
+    assert motion
+    resnets = [k for k in init_unet if ".resnets." in k and "motion_modules" not in k]
+    assert all(torch.equal(result.pipe.unet.state_dict()[k], init_unet[k]) for k in resnets)
+
+
+def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rat: 1.0e-4\nresolution: 64\n")
+    with pytest.raises(ValueError, match=r"learning_rat.*did you mean 'learning_rate'.*Accepted keys: base"):
+        load_config(path)
+    with pytest.raises(ValueError, match="foo"):
+        load_config(None, ["foo=1"])
+    with pytest.raises(ValueError, match="num_frames"):
+        load_config(None, ["num_frames=abc"])
+    with pytest.raises(ValueError, match="resolution"):
+        load_config(None, ["resolution=30"])
+    cfg = load_config(None, ["learning_rate=1e-4", "split=null", "pose_loss_weighting=true"])
+    assert cfg.learning_rate == 1e-4 and cfg.split is None and cfg.pose_loss_weighting is True
+
+
+def test_pose_weighted_loss_weights_skeleton_pixels_more():
+    pose = torch.zeros(1, 3, 64, 64)
+    pose[:, 0, 8:56, 30:34] = 1.0  # a red vertical limb
+    heat = pose_heatmap(pose, (8, 8), blur_sigma=0)  # (1, 1, 8, 8)
+    assert heat.shape == (1, 1, 8, 8) and float(heat.max()) == 1.0
+    assert heat[0, 0, 4, 3:5].min() > 0.5 and heat[0, 0, 4, 0] == 0  # on the limb vs far from it
+    assert pose_heatmap(torch.zeros(1, 3, 64, 64), (8, 8)).abs().sum() == 0
+    weights = pose_loss_weights(pose[:, None].expand(1, 2, 3, 64, 64), (8, 8), strength=2.0, blur_sigma=0)
+    assert weights.shape == (1, 1, 2, 8, 8)
+    target = torch.zeros(1, 4, 2, 8, 8)
+    on_limb, off_limb = target.clone(), target.clone()
+    on_limb[..., 4, 3] = 1.0
+    off_limb[..., 4, 0] = 1.0
+    assert diffusion_loss(on_limb, target, weights) > 2 * diffusion_loss(off_limb, target, weights)
+    assert diffusion_loss(on_limb, target) == diffusion_loss(off_limb, target)  # unweighted: the same
+    assert torch.isclose(diffusion_loss(on_limb, target, torch.ones_like(weights)), diffusion_loss(on_limb, target))
+
+
+def test_dataset_samples_and_errors(tiny_data, tmp_path):
+    ds = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train")
+    assert len(ds) == 2 * 3  # 2 scenes of 4 frames, 3 clip starts each
+    sample = ds[0]
+    assert sample["frames"].shape == (2, 3, 32, 32) and sample["poses"].shape == (2, 3, 32, 32)
+    assert sample["reference"].shape == (3, 32, 32) and 0 <= float(sample["frames"].min()) <= float(sample["frames"].max()) <= 1
+    scene = ds.scenes[ds.clips[0][0]]
+    assert all(ds.reference_path(ds.clips[0][0], [0, 1]).parent.parent != scene.images[0].parent.parent for _ in range(5))
+    assert len(PoseVideoDataset(tiny_data, resolution=64, num_frames=1)) == 6 * 4  # all scenes, image stage
+
+    with pytest.raises(ValueError, match="does not exist"):
+        PoseVideoDataset(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no scenes found"):
+        PoseVideoDataset(tmp_path)
+    with pytest.raises(ValueError, match="frames a clip needs"):
+        PoseVideoDataset(tiny_data, num_frames=5)
+    with pytest.raises(ValueError, match="split 'nope'"):
+        PoseVideoDataset(tiny_data, split="nope")
+    bad = tmp_path / "bad" / "vid" / "scene"
+    (bad / "images").mkdir(parents=True)
+    (bad / "poses").mkdir()
+    Image.new("RGB", (8, 8)).save(bad / "images" / "00001.jpg")
+    Image.new("RGB", (8, 8)).save(bad / "poses" / "00002.jpg")
+    with pytest.raises(ValueError, match="unmatched"):
+        PoseVideoDataset(tmp_path / "bad")
+
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (40, 20), (255, 255, 255)).save(wide)
+    square = load_image(wide, 32, Image.Resampling.BILINEAR)  # padded black to 40x40, never stretched
+    assert square.shape == (3, 32, 32) and float(square[:, 0].max()) == 0 and float(square[:, 16].min()) == 1
