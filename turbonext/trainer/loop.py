@@ -28,13 +28,13 @@ from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
-from turbonext.models.reference_attention import ReferenceCache
 from turbonext.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import TrainConfig, load_config
 from turbonext.trainer.dataset import PoseVideoDataset
 from turbonext.trainer.losses import diffusion_loss, pose_loss_weights
 from turbonext.trainer.trainable import build_pipeline, configure_trainable, count_parameters
+from turbonext.trainer.training_model import TrainingModel
 from turbonext.trainer.validation import pick_validation_clip, run_validation
 
 logger = logging.getLogger(__name__)
@@ -52,14 +52,9 @@ class TrainResult:
     last_loss: float | None
 
 
-def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, unet: torch.nn.Module,
-                 pose_guider: torch.nn.Module, reference_unet: torch.nn.Module, noise_scheduler: DDPMScheduler,
-                 text: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """The loss of one batch. ``unet``/``pose_guider``/``reference_unet`` may be accelerate-wrapped.
-
-    Leaves the reference cache in ``pipe.reference_state`` (gradient checkpointing re-reads it during
-    backward); the caller drops it after the optimizer step.
-    """
+def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model: torch.nn.Module,
+                 noise_scheduler: DDPMScheduler, text: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """The loss of one batch; ``model`` is the (possibly accelerate-wrapped) :class:`TrainingModel`."""
     frames, poses, reference = batch["frames"], batch["poses"], batch["reference"]  # (B, F, 3, H, W) x2, (B, 3, H, W)
     b, f = frames.shape[:2]
     with torch.no_grad():
@@ -73,19 +68,7 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, unet: 
         target = noise_scheduler.get_velocity(latents, noise, timesteps)
     else:
         target = noise
-    text = text.expand(b, -1, -1)  # (B, 77, D)
-
-    # ReferenceNet "write": record every attn1 input, with gradients only if it trains
-    state = pipe.reference_state
-    state.cache, state.mode = ReferenceCache(), "write"
-    with torch.set_grad_enabled(cfg.train_reference_unet and torch.is_grad_enabled()):
-        reference_unet(ref_latents.to(pipe.reference_unet.dtype), torch.zeros((), device=latents.device),
-                       encoder_hidden_states=text.to(pipe.reference_unet.dtype), return_dict=False)
-    state.mode = "read"  # cache.kv is empty: the main UNet projects the tokens itself (gradients flow)
-
-    pose_features = pose_guider(poses.flatten(0, 1))  # (B*F, 320, h, w)
-    pred = unet(noisy, timesteps, encoder_hidden_states=text.repeat_interleave(f, dim=0),
-                pose_features=pose_features, return_dict=False)[0]  # (B, 4, F, h, w)
+    pred = model(noisy, timesteps, ref_latents, text.expand(b, -1, -1), poses)  # (B, 4, F, h, w)
     weights = None
     if cfg.pose_loss_weighting:
         weights = pose_loss_weights(poses, tuple(latents.shape[-2:]), cfg.pose_loss_strength,
@@ -117,6 +100,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=cfg.mixed_precision,
         log_with=_trackers(cfg), project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        # a trained ReferenceNet's last layers (after its last attn1) never get gradients
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=cfg.train_reference_unet)],
     )
     set_seed(cfg.seed)
@@ -149,10 +133,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                                   weight_decay=cfg.adam_weight_decay, eps=cfg.adam_epsilon)
     lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=cfg.max_train_steps * accelerator.num_processes)
-    models = [pipe.pose_guider, pipe.unet] + ([pipe.reference_unet] if cfg.train_reference_unet else [])
-    *wrapped, optimizer, loader, lr_scheduler = accelerator.prepare(*models, optimizer, loader, lr_scheduler)
-    pose_guider, unet = wrapped[0], wrapped[1]
-    reference_unet = wrapped[2] if cfg.train_reference_unet else pipe.reference_unet
+    training_model = TrainingModel(pipe, cfg.train_reference_unet)
+    model, optimizer, loader, lr_scheduler = accelerator.prepare(training_model, optimizer, loader, lr_scheduler)
     accelerator.register_save_state_pre_hook(checkpoints.skip_model_weights)
     accelerator.register_load_state_pre_hook(checkpoints.skip_model_loading)
 
@@ -194,16 +176,16 @@ def train(cfg: TrainConfig) -> TrainResult:
     while global_step < cfg.max_train_steps:
         batches = accelerator.skip_first_batches(loader, skip_batches) if epoch == first_epoch and skip_batches else loader
         for batch in batches:
-            with accelerator.accumulate(*wrapped):
+            with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    loss = compute_loss(batch, pipe, unet, pose_guider, reference_unet, noise_scheduler, text, cfg)
+                    loss = compute_loss(batch, pipe, model, noise_scheduler, text, cfg)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            pipe.reference_state.cache, pipe.reference_state.mode = None, "off"
+            training_model.release()
             accumulated += accelerator.gather(loss.detach()[None]).mean().item() / cfg.gradient_accumulation_steps
             if not accelerator.sync_gradients:
                 continue

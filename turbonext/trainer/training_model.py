@@ -1,0 +1,51 @@
+"""The differentiable part of a training step as ONE module, so accelerate/DDP wraps it once.
+
+ReferenceNet ("write") -> pose guider -> main UNet ("read"). Wrapping the three together matters for
+multi-GPU: the ReferenceNet's own output is never used (only the tokens it records), so DDP must
+see the whole path from the prediction back to its parameters to know which of them get gradients.
+The modules are the pipeline's own (shared parameters), so the pipeline always holds the trained weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from turbonext.models.reference_attention import ReferenceCache
+from turbonext.pipeline_turbonext import TurboNextPipeline
+
+
+class TrainingModel(nn.Module):
+    """``forward(noisy, timesteps, ref_latents, text, poses) -> predicted noise (B, 4, F, h, w)``."""
+
+    def __init__(self, pipe: TurboNextPipeline, train_reference_unet: bool = False):
+        super().__init__()
+        self.unet = pipe.unet
+        self.pose_guider = pipe.pose_guider
+        self.reference_unet = pipe.reference_unet
+        self.state = pipe.reference_state  # shared with the attention processors (not a module)
+        self.train_reference_unet = train_reference_unet
+
+    def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, ref_latents: torch.Tensor, text: torch.Tensor,
+                poses: torch.Tensor) -> torch.Tensor:
+        """noisy (B, 4, F, h, w); timesteps (B,); ref_latents (B, 4, h, w); text (B, 77, D); poses (B, F, 3, H, W).
+
+        Leaves the reference tokens in ``state.cache`` in "read" mode: gradient checkpointing re-reads
+        them during backward. Call :meth:`release` after the optimizer step.
+        """
+        num_frames = noisy.shape[2]
+        # 1. ReferenceNet "write": every attn1 input is recorded, with gradients only if it trains
+        self.state.cache, self.state.mode = ReferenceCache(), "write"
+        ref_dtype = self.reference_unet.dtype
+        with torch.set_grad_enabled(self.train_reference_unet and torch.is_grad_enabled()):
+            self.reference_unet(ref_latents.to(ref_dtype), torch.zeros((), device=noisy.device),
+                                encoder_hidden_states=text.to(ref_dtype), return_dict=False)
+        # 2. main UNet "read": cache.kv is empty, so each layer projects the tokens with its own to_k/to_v
+        self.state.mode = "read"
+        pose_features = self.pose_guider(poses.flatten(0, 1))  # (B*F, 320, h, w)
+        return self.unet(noisy, timesteps, encoder_hidden_states=text.repeat_interleave(num_frames, dim=0),
+                         pose_features=pose_features, return_dict=False)[0]  # (B, 4, F, h, w)
+
+    def release(self) -> None:
+        """Drop the reference tokens of the last forward."""
+        self.state.cache, self.state.mode = None, "off"
