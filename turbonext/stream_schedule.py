@@ -41,12 +41,17 @@ class StaggeredLCMSchedule:
         table = self.table.to(levels.device)[:, levels]  # (4, F)
         return tuple(table)
 
-    def step(self, eps: torch.Tensor, sample: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor):
+    def frame_coefficients(self, levels: torch.Tensor, dtype=torch.float32) -> tuple[torch.Tensor, ...]:
+        """:meth:`coefficients` shaped (1, 1, F, 1, 1) to broadcast over (B, C, F, H, W) latents."""
+        return tuple(c.view(1, 1, -1, 1, 1).to(dtype) for c in self.coefficients(levels))
+
+    def step(self, eps: torch.Tensor, sample: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor, coefficients=None):
         """Advance frames by one level. eps/sample/noise: (B, C, F, H, W); levels: (F,) level indices.
 
+        ``coefficients``: :meth:`frame_coefficients` of ``levels``, when the caller has them already.
         Returns ``(next_sample, denoised)``; frames at the last level get ``next_sample == denoised``.
         """
-        a_t, a_next, c_skip, c_out = (c.view(1, 1, -1, 1, 1).to(sample.dtype) for c in self.coefficients(levels))
+        a_t, a_next, c_skip, c_out = coefficients or self.frame_coefficients(levels, sample.dtype)
         x0 = (sample - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         denoised = c_out * x0 + c_skip * sample
         next_sample = a_next.sqrt() * denoised + (1 - a_next).sqrt() * noise

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from turbonext.image_inputs import image_to_tensor, tensor_to_pil
+from turbonext.image_inputs import image_to_tensor
 from turbonext.stream_schedule import StaggeredLCMSchedule
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -95,6 +95,8 @@ class StreamSession:
         ts = torch.cat([torch.zeros(1, dtype=torch.long), self.schedule.timesteps.cpu()])
         self.slot_timestep = ts[level + 1].to(self.device)  # (W,) 0 for context
         self.denoising = (level >= 0).to(self.device)  # (W,)
+        self.coefficients = self.schedule.frame_coefficients(level.clamp(min=0).to(self.device))  # 4 x (1, 1, W, 1, 1)
+        self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
         self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
         self.reset()
 
@@ -123,7 +125,7 @@ class StreamSession:
         now = time.perf_counter()
         if self._started is None:
             self._started = now
-        pose = image_to_tensor(pose_frame, "pose_frame")  # (3, H, W)
+        pose = self._pose_tensor(pose_frame)  # (3, H, W), uint8 or float in [0, 1], on the host
         size = tuple(pose.shape[1:])
         if size[0] % 8 or size[1] % 8:
             raise ValueError(f"pose_frame size {size} (H, W) must be divisible by 8.")
@@ -152,6 +154,23 @@ class StreamSession:
         return out
 
     # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _pose_tensor(frame) -> torch.Tensor:
+        """Webcam-style uint8 (H, W, 3) arrays stay uint8 (4x less to copy to the GPU); else floats in [0, 1]."""
+        if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
+            return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+        return image_to_tensor(frame, "pose_frame")
+
+    def _to_device(self, poses: torch.Tensor) -> torch.Tensor:
+        """(g, 3, H, W) host tensor -> guider input on the device, floats in [0, 1]."""
+        if self.device.type == "cuda":
+            poses = poses.pin_memory().to(self.device, non_blocking=True)
+        else:
+            poses = poses.to(self.device)
+        if poses.dtype == torch.uint8:
+            poses = poses.float() / 255.0
+        return poses.to(self.pipe.pose_guider.dtype)
+
     def _take_pending(self):
         group, self._pending = self._pending, []
         return group
@@ -172,7 +191,10 @@ class StreamSession:
         fresh = self._randn((1, self.latents.shape[1], m) + tuple(self.latents.shape[-2:]))
         self.latents = torch.cat([self.latents[:, :, m:], fresh], dim=2)
         self.pose_features = torch.cat([self.pose_features[m:], features], dim=0)
-        new_ghost = torch.tensor([i is None for i in ids], device=self.device)
+        if all(i is not None for i in ids):  # the common case: no host-to-device copy
+            new_ghost = self._no_ghosts
+        else:
+            new_ghost = torch.tensor([i is None for i in ids], device=self.device)
         self.ghost = torch.cat([self.ghost[m:], new_ghost])
         self.slot_ids = self.slot_ids[m:] + list(ids)
 
@@ -183,7 +205,10 @@ class StreamSession:
         if group is None:  # flushing: ghosts that repeat the last pose
             features, ids = self.pose_features[-1:].expand(m, -1, -1, -1), [None] * m
         else:
-            poses = torch.stack([p for p, _ in group]).to(self.device, self.pipe.pose_guider.dtype)  # (g, 3, H, W)
+            poses = [p for p, _ in group]
+            if any(p.dtype != torch.uint8 for p in poses):  # mixed inputs: all as floats in [0, 1]
+                poses = [p.float() / 255.0 if p.dtype == torch.uint8 else p for p in poses]
+            poses = self._to_device(torch.stack(poses))  # (g, 3, H, W)
             features = self.pipe.pose_guider(poses).to(self.dtype)  # each pose through the guider once
             ids = [i for _, i in group]
             if len(group) < m:  # partial group at flush: pad with ghosts
@@ -198,8 +223,8 @@ class StreamSession:
         eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text,
                         pose_features=self.pose_features, return_dict=False)[0]
         noise = self._randn(tuple(self.latents.shape))
-        levels = self.slot_level.clamp(min=0)
-        next_latents, denoised = self.schedule.step(eps.float(), self.latents.float(), levels, noise.float())
+        next_latents, _ = self.schedule.step(eps.float(), self.latents.float(), self.slot_level.clamp(min=0),
+                                             noise.float(), coefficients=self.coefficients)
         advance = (self.denoising & ~self.ghost).view(1, 1, -1, 1, 1)
         self.latents = torch.where(advance, next_latents.to(self.dtype), self.latents)
         self.stats.unet_calls += 1
@@ -221,8 +246,11 @@ class StreamSession:
     def _decode(self, slots: list[int]) -> list:
         latents = self.latents[:, :, slots]  # (1, 4, n, h, w), clean
         frames = self.pipe.decode_latents(latents)  # (n, 3, H, W) in [0, 1]
+        if self.output_type == "pt":
+            return list(frames)
+        frames = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # convert on the device
         if self.output_type == "pil":
-            return tensor_to_pil(frames)
-        if self.output_type == "np":
-            return list((frames.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8))
+            from PIL import Image
+
+            return [Image.fromarray(f) for f in frames]
         return list(frames)
