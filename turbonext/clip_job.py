@@ -1,0 +1,139 @@
+"""One offline clip, as the app's Upload tab runs it: reference + driving video (or pose images) -> MP4.
+
+:func:`render_clip` prepares the reference (square crop around the person, black outside the
+photo), turns the driving input into pose maps, renders them with the pipeline and writes an MP4 of
+``reference | pose | result``. Progress goes to a callback ``progress(fraction, desc=...)`` (a
+``gr.Progress`` works as is). Bad inputs raise ``ValueError`` with a message meant for the user;
+the inputs themselves are never modified or deleted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
+from turbonext.driving import IMAGE_EXTENSIONS, poses_from_folder, poses_from_video, side_by_side
+from turbonext.live import native_size, pipeline_lock, prepare_reference
+
+Progress = Callable[..., object]
+MAX_FRAMES_LIMIT = 600
+
+
+@dataclass
+class ClipResult:
+    """``video``: the MP4 (reference | pose | result); ``pose_preview``: a strip of a few pose maps;
+    ``notices``: things the user should know (e.g. a centre crop was used); ``seconds``: wall time."""
+
+    video: Path
+    pose_preview: np.ndarray
+    num_frames: int
+    seconds: float
+    notices: list[str] = field(default_factory=list)
+
+
+def _report(progress: Progress | None, fraction: float, desc: str) -> None:
+    if progress is not None:
+        progress(float(min(max(fraction, 0.0), 1.0)), desc=desc)
+
+
+def load_poses(driving, size: int, max_frames: int, detector, fps: float) -> list[Image.Image]:
+    """Driving input -> pose maps (size x size): a video file, a folder of pose images, or a list of
+    pose images (PIL or uint8 RGB arrays)."""
+    if driving is None:
+        raise ValueError("no driving input: upload a video of a person moving (MP4, MOV, WebM...) or give pose images.")
+    if isinstance(driving, (str, Path)):
+        path = Path(driving)
+        if path.is_dir():
+            return poses_from_folder(path, size, max_frames=max_frames)
+        if not path.is_file():
+            raise ValueError(f"driving input {str(path)!r} does not exist.")
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise ValueError(f"driving input {path.name!r} is not a video; accepted: {', '.join(VIDEO_EXTENSIONS)} "
+                             f"(or a folder of pose images).")
+        if detector is None:
+            raise ValueError("a pose detector is needed to read poses from a video; install one with "
+                             "pip install 'turbonext[pose]'.")
+        return poses_from_video(path, size, detector=detector, fps=fps, max_frames=max_frames, progress=False)
+    if isinstance(driving, Sequence) and len(driving) > 0:
+        out = []
+        for i, item in enumerate(list(driving)[:max_frames]):
+            if isinstance(item, np.ndarray):
+                item = Image.fromarray(item)
+            if not isinstance(item, Image.Image):
+                raise ValueError(f"pose image {i} is a {type(item).__name__}; accepted: PIL images or uint8 RGB arrays.")
+            out.append(item.convert("RGB").resize((size, size), Image.BICUBIC))
+        return out
+    raise ValueError(f"driving input of type {type(driving).__name__} is not supported; accepted: a video path, a folder "
+                     f"of pose images ({', '.join(IMAGE_EXTENSIONS)}) or a list of pose images.")
+
+
+def pose_strip(poses: list[Image.Image], count: int = 6, height: int = 128) -> np.ndarray:
+    """``count`` evenly spaced pose maps side by side (for a preview)."""
+    picks = np.linspace(0, len(poses) - 1, min(count, len(poses))).round().astype(int)
+    tiles = [np.asarray(poses[i].convert("RGB").resize((height, height), Image.BILINEAR)) for i in picks]
+    return np.concatenate(tiles, axis=1)
+
+
+def render_clip(pipe, reference, driving, detector=None, num_inference_steps: int = 4, max_frames: int = 48,
+                fps: float = 12.0, seed: int = 0, size: int | None = None, out_dir: str | Path | None = None,
+                progress: Progress | None = None, require_person: bool = False) -> ClipResult:
+    """Render the person of ``reference`` in the poses of ``driving``; write ``reference | pose | result``.
+
+    Args:
+        pipe: a :class:`~turbonext.TurboNextPipeline`.
+        reference: the person: an image path, a PIL image or a uint8 RGB array.
+        driving: a video path, a folder of pose images or a list of pose images.
+        detector: a pose detector (needed for videos and to crop the reference around the person).
+        num_inference_steps: 1..50 denoising steps (4 with LCM-LoRA).
+        max_frames: 1..600, frames taken from the start of the driving input.
+        fps: the rate the video is sampled at and the MP4 plays at.
+        out_dir: where the MP4 goes (default: a new temporary folder).
+        progress: called as ``progress(fraction, desc=...)``.
+        require_person: raise if no person is found in the reference (else a centre crop + notice).
+    """
+    start = time.perf_counter()
+    if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= 50:
+        raise ValueError(f"steps must be an integer from 1 to 50 (4 is the usual choice); got {num_inference_steps!r}.")
+    if not isinstance(max_frames, int) or not 1 <= max_frames <= MAX_FRAMES_LIMIT:
+        raise ValueError(f"max frames must be an integer from 1 to {MAX_FRAMES_LIMIT}; got {max_frames!r}.")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0; got {fps}.")
+    size = int(size or native_size(pipe))
+    notices: list[str] = []
+
+    _report(progress, 0.0, "preparing the reference")
+    prepared = prepare_reference(reference, detector, size, require_person=require_person)
+    if prepared.notice:
+        notices.append(prepared.notice)
+    _report(progress, 0.05, "reading poses")
+    poses = load_poses(driving, size, max_frames, detector, fps)
+    if not poses:
+        raise ValueError("the driving input gave no frames.")
+
+    total = num_inference_steps
+
+    def on_step(_pipe, step: int, _t, kwargs: dict) -> dict:
+        _report(progress, 0.2 + 0.75 * (step + 1) / total, f"denoising step {step + 1}/{total}")
+        return kwargs
+
+    _report(progress, 0.2, f"rendering {len(poses)} frames")
+    device = pipe._execution_device
+    generator = torch.Generator(device).manual_seed(seed)
+    with pipeline_lock(pipe):
+        frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
+                      generator=generator, callback_on_step_end=on_step).frames
+    _report(progress, 0.96, "writing the video")
+    folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="turbonext-clip-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / f"turbonext_{time.strftime('%Y%m%d-%H%M%S')}_{seed}.mp4"
+    write_video(video, side_by_side([Image.fromarray(prepared.image)], poses, frames), fps=fps)
+    _report(progress, 1.0, "done")
+    return ClipResult(video, pose_strip(poses), len(frames), time.perf_counter() - start, notices)

@@ -1,0 +1,293 @@
+"""Live pose transfer from a webcam: the logic behind the app's Webcam tab, free of any UI.
+
+Per webcam frame, on the caller's thread (it overlaps with the UNet running on the worker):
+detect people -> follow the main person -> One-Euro smooth their keypoints -> map them into a
+square crop that follows the person slowly (the training framing: a square around the person,
+black outside the frame) -> render the pose map -> hand it to a :class:`LatestFrameRunner`.
+The worker runs the :class:`~turbonext.streaming.StreamSession`; :meth:`LiveSession.process`
+only submits and picks up the newest rendered frame, so it never waits for the model and no
+backlog builds up however fast frames arrive.
+
+One pipeline may serve several live sessions (several app users): every session keeps its own
+reference cache and puts it back into the pipeline, under a per-pipeline lock, for each step.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from turbonext.data.crop import CropBox, crop_square, keypoints_to_crop, square_crop_box
+from turbonext.pose.images import to_rgb_array
+from turbonext.pose.keypoints import Person
+from turbonext.pose.render import render_pose
+from turbonext.pose.smoothing import OneEuroFilter
+from turbonext.pose.tracking import MainPersonTracker
+from turbonext.stream_runner import LatestFrameRunner
+
+REFERENCE_MODES = ("RGB", "RGBA", "L", "LA", "P")
+_LOCKS: "weakref.WeakKeyDictionary[object, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def pipeline_lock(pipe) -> threading.RLock:
+    """The lock that serialises every use of ``pipe`` (its reference cache is shared state)."""
+    with _LOCKS_GUARD:
+        if pipe not in _LOCKS:
+            _LOCKS[pipe] = threading.RLock()
+        return _LOCKS[pipe]
+
+
+def native_size(pipe) -> int:
+    """The square output size the pipeline was trained at (UNet sample size x 8)."""
+    return int(pipe.unet.config.sample_size) * 8
+
+
+# --------------------------------------------------------------------------------- reference
+def load_rgb(image: Image.Image | np.ndarray | str | Path, name: str = "reference image") -> np.ndarray:
+    """A file path, a PIL image or a uint8 array -> uint8 RGB array (H, W, 3), or a clear ``ValueError``.
+
+    PIL modes RGB, RGBA, L, LA and P are accepted (transparency becomes black, like the training
+    data's background); arrays must already be uint8 RGB (H, W, 3).
+    """
+    if image is None:
+        raise ValueError(f"no {name} given: upload a photo of one person (PNG or JPEG).")
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as opened:
+                opened.load()
+                image = opened.copy()
+        except (OSError, UnidentifiedImageError) as err:
+            raise ValueError(f"cannot read the {name} {str(image)!r}: {err}. Accepted: PNG, JPEG, WebP or BMP files.") from err
+    if isinstance(image, Image.Image):
+        if image.mode not in REFERENCE_MODES:
+            raise ValueError(f"the {name} has PIL mode {image.mode!r}; accepted modes: {', '.join(REFERENCE_MODES)}. "
+                             f"Convert it first, e.g. image.convert('RGB').")
+        if image.mode in ("RGBA", "LA", "P"):
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+        image = image.convert("RGB")
+    try:
+        return to_rgb_array(image)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
+
+
+@dataclass
+class PreparedReference:
+    """The reference as the model sees it: ``image`` (size x size uint8 RGB), whether a person was
+    found (else a centre square crop was used), and a ``notice`` for the user (or None)."""
+
+    image: np.ndarray
+    person_found: bool
+    notice: str | None = None
+
+
+def main_person(people: list[Person]) -> Person | None:
+    """The largest person with a box (None if nobody)."""
+    candidates = [p for p in people if p.box() is not None]
+    return max(candidates, key=lambda p: p.area()) if candidates else None
+
+
+def prepare_reference(image, detector, size: int, margin: float = 0.2, require_person: bool = True) -> PreparedReference:
+    """Crop the reference square around its main person, black outside the photo, resized to ``size``.
+
+    With no person found: ``require_person=True`` raises a ``ValueError``; else a centre square crop
+    is used and the returned ``notice`` says so.
+    """
+    rgb = load_rgb(image)
+    person = main_person(detector.detect(rgb)) if detector is not None else None
+    if person is not None:
+        crop = square_crop_box(person.box(), margin=margin)
+        return PreparedReference(crop_square(rgb, crop, size), True)
+    reason = "no pose detector is available" if detector is None else "no person was found in the reference image"
+    if require_person:
+        raise ValueError(f"{reason}: use a photo that shows one person clearly (ideally the whole body, "
+                         f"facing the camera).")
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    crop = ((w - side) / 2.0, (h - side) / 2.0, float(side))
+    return PreparedReference(crop_square(rgb, crop, size), False,
+                             f"{reason}; using a centre square crop instead (results are best with one person "
+                             f"shown head to toe).")
+
+
+# --------------------------------------------------------------------------------- framing
+class FollowingCrop:
+    """A square crop around the person that follows them slowly (the camera stays calm).
+
+    The first sighting sets the crop; afterwards it moves a fraction ``follow`` of the way towards
+    the person's current square per frame (0 = fixed forever, 1 = follow every frame).
+    """
+
+    def __init__(self, margin: float = 0.2, follow: float = 0.05) -> None:
+        if not 0.0 <= follow <= 1.0:
+            raise ValueError(f"follow must be in [0, 1] (fraction of the way per frame); got {follow}.")
+        self.margin, self.follow = margin, follow
+        self.crop: CropBox | None = None
+
+    def reset(self) -> None:
+        self.crop = None
+
+    def update(self, person: Person | None) -> CropBox | None:
+        """Move towards ``person``'s square; keeps the last crop when nobody is seen."""
+        box = None if person is None else person.box()
+        if box is None:
+            return self.crop
+        target = np.asarray(square_crop_box(box, margin=self.margin))
+        if self.crop is None:
+            self.crop = tuple(float(v) for v in target)
+        else:
+            current = np.asarray(self.crop)
+            self.crop = tuple(float(v) for v in current + self.follow * (target - current))
+        return self.crop
+
+
+# --------------------------------------------------------------------------------- session
+class _PoseStepper:
+    """What the runner's worker calls: one stream step with this session's reference in the pipeline."""
+
+    def __init__(self, session, cache, lock: threading.RLock) -> None:
+        self.session, self.cache, self.lock = session, cache, lock
+
+    def step(self, pose_map: np.ndarray) -> list:
+        with self.lock:
+            self.session.pipe.reference_state.cache = self.cache
+            return self.session.step(pose_map)
+
+
+class LiveSession:
+    """Webcam frames in, rendered frames out, never waiting for the model.
+
+    Args:
+        pipe: a :class:`~turbonext.TurboNextPipeline` (shared between sessions is fine).
+        detector: a :class:`~turbonext.pose.detectors.PoseDetector` (one per session: some keep
+            tracking state), e.g. ``get_detector("auto")``.
+        size: output size (default: the model's native size).
+        num_inference_steps / window / frames_per_level / compile: see :meth:`TurboNextPipeline.stream`.
+        margin: space around the person in the crop, as a fraction of their size.
+        follow: how fast the crop follows the person (see :class:`FollowingCrop`).
+        min_cutoff / beta: One-Euro smoothing of the keypoints (lower ``min_cutoff``: steadier).
+    """
+
+    def __init__(self, pipe, detector, size: int | None = None, num_inference_steps: int = 4, window: int = 16,
+                 frames_per_level: int | None = None, compile: str | None = None, margin: float = 0.2,
+                 follow: float = 0.05, min_cutoff: float = 1.0, beta: float = 0.05, generator=None) -> None:
+        self.pipe, self.detector = pipe, detector
+        self.size = int(size or native_size(pipe))
+        if self.size % 8:
+            raise ValueError(f"size must be divisible by 8 (e.g. 512); got {self.size}.")
+        self.stream_kwargs = dict(num_inference_steps=num_inference_steps, window=window,
+                                  frames_per_level=frames_per_level, compile=compile, generator=generator)
+        self.lock = pipeline_lock(pipe)
+        self.margin = margin
+        self.tracker = MainPersonTracker()
+        self.smoother = OneEuroFilter(min_cutoff=min_cutoff, beta=beta)
+        self.framer = FollowingCrop(margin=margin, follow=follow)
+        self.reference: PreparedReference | None = None
+        self.runner: LatestFrameRunner | None = None
+        self.pose_map: np.ndarray | None = None  # the newest pose map (for the UI's preview)
+        self.last_output: np.ndarray | None = None
+        self.frames_seen = 0
+        self.detect_ms: collections.deque = collections.deque(maxlen=30)
+        self._in_times: collections.deque = collections.deque(maxlen=30)
+        self._out_times: collections.deque = collections.deque(maxlen=30)
+
+    # ------------------------------------------------------------------ reference
+    def set_reference(self, image, require_person: bool = True) -> PreparedReference:
+        """Use the person in ``image`` (path, PIL or uint8 RGB array); restarts the stream.
+
+        Returns the prepared reference (square crop around the person, on black) with a notice when
+        a centre crop had to be used (only with ``require_person=False``; else a ``ValueError``).
+        """
+        prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person)
+        self.close()
+        with self.lock:
+            cache = self.pipe.set_reference(prepared.image, height=self.size, width=self.size)
+            session = self.pipe.stream(reference_image=None, output_type="np", height=self.size, width=self.size,
+                                       **self.stream_kwargs)
+        self.reference = prepared
+        self.runner = LatestFrameRunner(_PoseStepper(session, cache, self.lock))
+        self.tracker.reset()
+        self.smoother.reset()
+        self.framer.reset()
+        self.last_output = None
+        return prepared
+
+    # ------------------------------------------------------------------ per frame
+    def make_pose_map(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray:
+        """Detect, follow, smooth, frame and render: webcam frame -> pose map (size x size uint8 RGB)."""
+        rgb = load_rgb(frame, "webcam frame")
+        start = time.perf_counter()
+        person = self.tracker(self.detector.detect(rgb))
+        self.detect_ms.append((time.perf_counter() - start) * 1000)
+        if person is None:
+            return np.zeros((self.size, self.size, 3), np.uint8)
+        kp = person.keypoints.copy()
+        valid = np.repeat(person.visible()[:, None], 2, axis=1)
+        kp[:, :2] = self.smoother(person.xy, timestamp, valid).astype(np.float32)
+        person = Person(kp, person.score, person.bbox)
+        crop = self.framer.update(person)
+        return np.array(render_pose([keypoints_to_crop(person, crop, self.size)], size=(self.size, self.size)))
+
+    def process(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray | None:
+        """Submit one webcam frame; return the newest rendered frame (None until the first is ready).
+
+        Never waits for the model: a frame the worker has not started yet is replaced by this one.
+        Raises ``ValueError`` without a reference or for a frame that is not uint8 RGB (H, W, 3), and
+        ``RuntimeError`` if the worker failed (its error attached).
+        """
+        if self.runner is None:
+            raise ValueError("no reference set: call set_reference(image) with a photo of one person first.")
+        now = time.perf_counter()
+        self.pose_map = self.make_pose_map(frame, now if timestamp is None else timestamp)
+        self.frames_seen += 1
+        self._in_times.append(now)
+        self.runner.submit(self.pose_map)
+        out = self.runner.latest_output()
+        if out is not None:
+            self.last_output = out
+            self._out_times.append(time.perf_counter())
+        return self.last_output
+
+    # ------------------------------------------------------------------ stats
+    @staticmethod
+    def _rate(times: collections.deque) -> float | None:
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def stats(self) -> dict:
+        """Input/output FPS (last 30 frames), latency, dropped frames, detection time."""
+        out = {"frames_in": self.frames_seen, "input_fps": self._rate(self._in_times),
+               "output_fps": self._rate(self._out_times),
+               "detect_ms": float(np.mean(self.detect_ms)) if self.detect_ms else None}
+        if self.runner is not None:
+            summary = self.runner.session.session.stats.summary()
+            out.update(dropped=self.runner.dropped, processed=self.runner.processed, frames_out=summary["frames_out"],
+                       p50_latency_ms=summary["p50_latency_ms"], mean_step_ms=summary["mean_step_ms"])
+        return out
+
+    def stats_markdown(self) -> str:
+        """The stats as one line of Markdown for the UI."""
+        s = self.stats()
+
+        def fmt(value, unit: str = "", digits: int = 1) -> str:
+            return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+        return (f"**in** {fmt(s['input_fps'])} fps · **out** {fmt(s['output_fps'])} fps · "
+                f"**latency** {fmt(s.get('p50_latency_ms'), ' ms', 0)} · **UNet step** {fmt(s.get('mean_step_ms'), ' ms', 0)} · "
+                f"**pose** {fmt(s['detect_ms'], ' ms', 0)} · **dropped** {s.get('dropped', 0)} of {s['frames_in']}")
+
+    def close(self) -> None:
+        """Stop the worker (the session can be given a new reference afterwards)."""
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
