@@ -121,6 +121,18 @@ def test_export_loads_with_from_pretrained_and_renders(first_run, tmp_path):
         cli_main([str(tmp_path), str(tmp_path / "other")])  # not a checkpoint: a clear usage error
 
 
+def test_init_checkpoint_loads_trained_parts_at_step_zero(first_run, make_cfg, tiny_pipe_factory):
+    from turbonext.trainer.checkpoints import load_init_checkpoint
+
+    ckpt = list_checkpoints(first_run.output_dir)[0][1]
+    pipe = tiny_pipe_factory()
+    load_init_checkpoint(make_cfg(init_checkpoint=str(ckpt)), pipe)
+    own = dict(pipe.unet.named_parameters())
+    assert all(torch.equal(own[k], v) for k, v in load_file(str(ckpt / UNET_WEIGHTS)).items())
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        load_init_checkpoint(make_cfg(init_checkpoint=str(first_run.output_dir)), pipe)
+
+
 def test_bf16_checkpointing_accumulation_and_optional_parts(make_cfg, tiny_pipe_factory):
     from accelerate.state import AcceleratorState
 
