@@ -189,3 +189,26 @@ def test_rgba_and_grayscale_pil_references_are_accepted(tiny_pipe):
     ref = PIL.Image.fromarray(make_reference()).convert("RGBA")
     assert run(tiny_pipe, reference_image=ref).shape[0] == 4
     assert run(tiny_pipe, reference_image=ref.convert("L")).shape[0] == 4
+
+
+def test_reference_cache_saved_and_loaded_from_disk(tiny_pipe, tmp_path):
+    from turbonext.feature_cache import FeatureCache
+
+    disk = FeatureCache(tmp_path / "cache")
+    calls = []
+    tiny_pipe.reference_unet.register_forward_hook(lambda *a: calls.append(1))
+    ref = make_reference(seed=4)
+    tiny_pipe.set_reference(ref, feature_cache=disk)
+    first = latents(tiny_pipe, reference_image=None)
+    tiny_pipe.clear_reference()
+    tiny_pipe.set_reference(ref, feature_cache=disk)  # from disk: no ReferenceNet pass
+    assert len(calls) == 1
+    np.testing.assert_array_equal(latents(tiny_pipe, reference_image=None), first)
+    tiny_pipe.clear_reference()
+    tiny_pipe.set_reference(ref, prompt="other", feature_cache=disk)  # another key: computed
+    assert len(calls) == 2
+    with torch.no_grad():  # new weights -> new model revision -> a miss, never a stale hit
+        next(tiny_pipe.reference_unet.parameters()).add_(0.1)
+    tiny_pipe.clear_reference()
+    tiny_pipe.set_reference(ref, feature_cache=disk)
+    assert len(calls) == 3

@@ -159,12 +159,26 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         digest.update(repr((tuple(image.shape), prompt)).encode())
         return digest.hexdigest()
 
+    def model_revision(self) -> str:
+        """A fingerprint of the weights that shape the reference tokens (ReferenceNet, encoder, text encoder)."""
+        digest = hashlib.sha1()
+        vae = self.encoder_vae if self.encoder_vae is not None else self.vae
+        for module in (self.reference_unet, vae, self.text_encoder):
+            digest.update(type(module).__name__.encode())
+            params = list(module.parameters())
+            for p in (params[0], params[len(params) // 2], params[-1]):
+                digest.update(p.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
     @torch.no_grad()
-    def set_reference(self, image, prompt: str = "", height: int | None = None, width: int | None = None) -> ReferenceCache:
+    def set_reference(self, image, prompt: str = "", height: int | None = None, width: int | None = None,
+                      feature_cache=None) -> ReferenceCache:
         """Run ReferenceNet ONCE on ``image`` and keep its tokens (and K/V projections) for every frame.
 
         Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass.
         ``height``/``width``: resize the reference to the output size first (defaults to its own size).
+        ``feature_cache``: a :class:`turbonext.feature_cache.FeatureCache`; the tokens are then saved to
+        (and later loaded from) disk, keyed by the image, prompt, size, model revision and dtype.
         """
         ref = image_to_tensor(image, "reference_image")  # (3, H, W)
         if height is not None and width is not None and tuple(ref.shape[1:]) != (height, width):
@@ -176,6 +190,16 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if cache is not None and cache.key == key:
             return cache
         device = self.reference_unet.device
+        disk_key = None
+        if feature_cache is not None:
+            disk_key = feature_cache.key("reference-net", key, model_revision=self.model_revision(),
+                                         dtype=str(self.reference_unet.dtype))
+            tokens = feature_cache.load_tensors(disk_key, device=str(device))
+            if tokens is not None:
+                cache = ReferenceCache.from_state_dict(tokens, key=key)
+                cache.precompute_kv(self.unet)
+                self.reference_state.cache, self.reference_state.mode = cache, "read"
+                return cache
         latents = self.encode_images(ref[None].to(device)).to(self.reference_unet.dtype)  # (1, 4, h, w)
         text = self.encode_prompt(prompt, device).to(self.reference_unet.dtype)
         cache = ReferenceCache(key=key)
@@ -185,6 +209,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         finally:
             self.reference_state.mode = "read"
         cache.precompute_kv(self.unet)
+        if disk_key is not None:
+            feature_cache.save_tensors(disk_key, cache.state_dict())
         return cache
 
     def clear_reference(self) -> None:
