@@ -87,3 +87,27 @@ def test_upload_tab_through_gradio_client(tiny_model, tmp_path):
             client.predict(handle_file(str(ref)), None, 2, 8, api_name="/generate")
     finally:
         demo.close()
+
+
+def test_push_space_dry_run_lists_the_files_and_touches_no_network(capsys, monkeypatch):
+    import importlib.util
+
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the dry run must not call the Hub")
+
+    monkeypatch.setattr(huggingface_hub, "create_repo", no_network)
+    monkeypatch.setattr(huggingface_hub, "upload_folder", no_network)
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("push_space", root / "examples" / "push_space.py")
+    push_space = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(push_space)
+    assert push_space.main(["--repo-id", "someone/turbonext", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for name in ("README.md", "app.py", "requirements.txt", "turbonext/live.py", "turbonext/pipeline_turbonext.py"):
+        assert f"  {name}  (" in out
+    assert "__pycache__" not in out and "gradio" not in push_space.space_requirements()
+    card = (root / "space" / "README.md").read_text()
+    for line in ("sdk: gradio", "sdk_version: 6.31.0", "app_file: app.py", "suggested_hardware: a10g-small", "models:"):
+        assert line in card
