@@ -169,7 +169,8 @@ def build_demo(pipe, notice: str | None = None, detector_factory=default_detecto
                     stats = gr.Markdown("Upload a reference photo, then start the webcam.")
             live_ref.change(h.set_reference, [live_ref, live], [live, model_view, stats], api_name="set_reference")
             cam.stream(h.stream, [cam, live], [result, pose_view, stats], stream_every=STREAM_EVERY,
-                       time_limit=STREAM_TIME_LIMIT, concurrency_limit=STREAM_CONCURRENCY, api_name=False)
+                       time_limit=STREAM_TIME_LIMIT, concurrency_limit=STREAM_CONCURRENCY, api_name=False,
+                       show_progress="hidden")
     return demo
 
 
