@@ -124,14 +124,15 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
     first_frame = session.stats.first_frame_time
     _sync(device)
     warm_s = time.perf_counter() - t0
-    out_before, lat_before = session.stats.frames_out, len(session.stats.latencies)
+    out_before = session.stats.frames_out
+    session.stats.latencies.clear()  # latencies of the measured frames only
     t = time.perf_counter()
     for p in poses[warmup:]:
         session.step(p)
     _sync(device)
     elapsed = time.perf_counter() - t
     produced = session.stats.frames_out - out_before
-    latencies = np.array(session.stats.latencies[lat_before:]) * 1000
+    latencies = np.array(session.stats.latencies) * 1000
     return {
         "name": f"(c) StreamSession window={window} frames_per_level={session.per_level} compile={compile}",
         "window": window, "frames_per_level": session.per_level, "compile": compile,

@@ -94,6 +94,34 @@ TINY_TEXT_ENCODER = dict(
     projection_dim=32,
 )
 TINY_POSE_GUIDER = dict(block_out_channels=(8, 16, 16), out_channels=32)
+# The embedded demo model (trained from scratch on the synthetic benchmark at 256 px, 32x32 latents):
+# no attention at the 32x32 level (cheap on a CPU), spatial + reference + temporal attention at 16 and 8.
+DEMO_UNET = dict(
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    block_out_channels=(32, 64, 128),
+    layers_per_block=1,
+    cross_attention_dim=32,
+    attention_head_dim=4,
+    norm_num_groups=16,
+)
+DEMO_MOTION_ADAPTER = dict(
+    block_out_channels=(32, 64, 128),
+    motion_layers_per_block=1,
+    motion_num_attention_heads=4,
+    motion_norm_num_groups=16,
+    motion_max_seq_length=32,
+    use_motion_mid_block=False,
+)
+DEMO_POSE_GUIDER = dict(block_out_channels=(16, 32, 64), out_channels=32)
+PRESETS = {
+    "tiny": dict(unet=TINY_UNET, adapter=TINY_MOTION_ADAPTER, tiny_vae=TINY_TAESD, vae=TINY_VAE, guider=TINY_POSE_GUIDER),
+    "demo": dict(unet=DEMO_UNET, adapter=DEMO_MOTION_ADAPTER, tiny_vae=TINY_TAESD, vae=TINY_VAE, guider=DEMO_POSE_GUIDER),
+    "full": dict(unet=SD15_UNET, adapter=MOTION_ADAPTER_V3, tiny_vae=TAESD, vae=SD15_VAE, guider={}),
+}
 SCHEDULER = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,
@@ -137,7 +165,7 @@ def write_tiny_tokenizer(folder: str | os.PathLike) -> None:
 
 
 def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool = False) -> dict:
-    """Randomly initialised SD1.5-style components: ``size`` is "tiny" or "full" (SD1.5 shapes).
+    """Randomly initialised SD1.5-style components: ``size`` is "tiny", "demo" or "full" (SD1.5 shapes).
 
     Returns unet2d, motion_adapter, tiny_vae, vae (AutoencoderKL), text_encoder (tiny only, else None)
     and pose_guider.
@@ -146,20 +174,19 @@ def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool =
 
     from turbonext.models.pose_guider import PoseGuider
 
-    if size not in ("tiny", "full"):
-        raise ValueError(f"size must be 'tiny' or 'full', got {size!r}")
-    tiny = size == "tiny"
+    if size not in PRESETS:
+        raise ValueError(f"size must be one of {sorted(PRESETS)}, got {size!r}")
+    preset = PRESETS[size]
     torch.manual_seed(seed)
-    adapter_cfg = dict(TINY_MOTION_ADAPTER if tiny else MOTION_ADAPTER_V3, use_motion_mid_block=motion_mid_block)
     out = dict(
-        unet2d=UNet2DConditionModel(**(TINY_UNET if tiny else SD15_UNET)),
-        motion_adapter=MotionAdapter(**adapter_cfg),
-        tiny_vae=AutoencoderTiny(**(TINY_TAESD if tiny else TAESD)),
-        vae=AutoencoderKL(**(TINY_VAE if tiny else SD15_VAE)),
-        pose_guider=PoseGuider(**(TINY_POSE_GUIDER if tiny else {})),
+        unet2d=UNet2DConditionModel(**preset["unet"]),
+        motion_adapter=MotionAdapter(**dict(preset["adapter"], use_motion_mid_block=motion_mid_block)),
+        tiny_vae=AutoencoderTiny(**preset["tiny_vae"]),
+        vae=AutoencoderKL(**preset["vae"]),
+        pose_guider=PoseGuider(**preset["guider"]),
         text_encoder=None,
     )
-    if tiny:
+    if size != "full":
         from transformers import CLIPTextConfig, CLIPTextModel
 
         vocab, _ = tiny_clip_vocab()
@@ -171,7 +198,7 @@ def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool =
     return out
 
 
-def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0) -> dict[str, str]:
+def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0, size: str = "tiny") -> dict[str, str]:
     """Save tiny components in the folder layouts of the real Hub repos; returns {role: folder}.
 
     Roles: base (stable-diffusion-v1-5 layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/),
@@ -180,7 +207,7 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0) -> dict[str, s
     from diffusers import DDIMScheduler
 
     root = Path(root)
-    comps = build_components("tiny", seed=seed)
+    comps = build_components(size, seed=seed)
     base = root / "stable-diffusion-v1-5"
     comps["unet2d"].save_pretrained(base / "unet")
     comps["vae"].save_pretrained(base / "vae")
@@ -189,7 +216,7 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0) -> dict[str, s
     DDIMScheduler(**SCHEDULER).save_pretrained(base / "scheduler")
     (base / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     comps["motion_adapter"].save_pretrained(root / "animatediff-motion-adapter-v1-5-3")
-    v2 = build_components("tiny", seed=seed + 1, motion_mid_block=True)["motion_adapter"]
+    v2 = build_components(size, seed=seed + 1, motion_mid_block=True)["motion_adapter"]
     v2.save_pretrained(root / "animatediff-motion-adapter-v1-5-2")
     comps["tiny_vae"].save_pretrained(root / "taesd")
     return {
@@ -231,4 +258,5 @@ def build_random_pipeline(size: str = "tiny", torch_dtype: torch.dtype = torch.f
         unet=unet, reference_unet=ref_unet, pose_guider=comps["pose_guider"], scheduler=LCMScheduler(**SCHEDULER),
         encoder_vae=comps["vae"],
     )
-    return pipe.to(device=device, dtype=torch_dtype)
+    pipe.to(device)
+    return pipe if torch_dtype == torch.float32 else pipe.to(dtype=torch_dtype)

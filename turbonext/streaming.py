@@ -17,6 +17,7 @@ labelled with the noisiest timestep, never updated and never output.
 
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 
@@ -32,14 +33,16 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotu
 @dataclass
 class StreamStats:
     """Counters and timings of a session (times in seconds, latencies from a pose frame entering
-    ``step`` to its RGB frame being returned)."""
+    ``step`` to its RGB frame being returned). Timings keep the most recent ``HISTORY`` values, so a
+    stream that runs for hours does not grow them without bound."""
 
+    HISTORY = 2048
     frames_in: int = 0
     frames_out: int = 0
     unet_calls: int = 0
-    step_times: list[float] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    latency_frames: list[int] = field(default_factory=list)
+    step_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=StreamStats.HISTORY))
+    latencies: collections.deque = field(default_factory=lambda: collections.deque(maxlen=StreamStats.HISTORY))
+    latency_frames: collections.deque = field(default_factory=lambda: collections.deque(maxlen=StreamStats.HISTORY))
     first_frame_time: float | None = None
 
     def summary(self) -> dict:
