@@ -10,6 +10,7 @@ from turbonext.synthetic.dataset import identity_seed
 from turbonext.vae_training import (
     held_out_frames,
     held_out_identity_seeds,
+    rescale_latents,
     to_tensor,
     train_tiny_vae,
     training_identities,
@@ -54,6 +55,22 @@ def test_train_tiny_vae_learns_and_round_trips(tmp_path):
         assert z_a.shape == (3, 4, 8, 8)
         assert torch.equal(z_a, z_b)
         assert torch.equal(report["vae"].decode(z_a).sample, loaded.decode(z_b).sample)
+
+
+def test_rescale_latents_scales_the_encoder_exactly():
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    vae = AutoencoderTiny(encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4,
+                          num_encoder_blocks=(0, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 0)).eval()
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(x).latents  # (2, 4, 4, 4)
+        small = z * 0.01  # where tanh(z/3)*3 is linear, decoding is unchanged
+        before = vae.decode(small).sample
+        rescale_latents(vae, 2.0)
+        torch.testing.assert_close(vae.encode(x).latents, 2 * z)
+        torch.testing.assert_close(vae.decode(2 * small).sample, before, atol=1e-4, rtol=1e-3)
 
 
 def test_rejects_unequal_channels(tmp_path):

@@ -1,6 +1,9 @@
 """Train the demo model's small AutoencoderTiny (TAESD class) on synthetic frames.
 
     python training/train_tiny_vae.py --out turbonext/demo/tiny_vae --size 256 --steps 600
+    # optional second stage: rescale the latents to std ~1 and fine-tune
+    python training/train_tiny_vae.py --out DIR2 --init-from turbonext/demo/tiny_vae --steps 150 \
+        --lr 5e-4 --latent-l2 0 --latent-std-target 1.0
 
 Writes config.json + diffusion_pytorch_model.safetensors (taesd layout), vae_report.json and
 reconstruction.png (held-out original | reconstruction). See :mod:`turbonext.vae_training`.
@@ -35,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmark-identities", type=int, default=8, help="benchmark size (its last 2 are held out)")
     p.add_argument("--benchmark-seed", type=int, default=0)
     p.add_argument("--latent-l2", type=float, default=1e-3)
+    p.add_argument("--latent-std-target", type=float, default=None, help="hold the latent std at this (e.g. 1.0)")
+    p.add_argument("--latent-std-weight", type=float, default=0.1)
+    p.add_argument("--init-from", default=None, help="fine-tune this saved AutoencoderTiny folder")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -43,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, channels=(args.channels,) * 4, encoder_blocks=args.encoder_blocks,
         decoder_blocks=args.decoder_blocks, identities=range(args.identities),
         benchmark_identities=args.benchmark_identities, benchmark_seed=args.benchmark_seed,
-        latent_l2=args.latent_l2, num_threads=args.threads, progress=not args.no_progress,
+        latent_l2=args.latent_l2, latent_std_target=args.latent_std_target,
+        latent_std_weight=args.latent_std_weight, init_from=args.init_from, num_threads=args.threads, progress=not args.no_progress,
     )
     print(json.dumps({"held_out": report["held_out"], "train_time_s": report["train"]["train_time_s"],
                       "weights_bytes": report["model"]["weights_bytes"]}, indent=1))

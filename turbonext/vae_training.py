@@ -102,8 +102,13 @@ def to_images(x: torch.Tensor) -> list[np.ndarray]:
 def autoencoder_loss(
     x: torch.Tensor, recon: torch.Tensor, z: torch.Tensor, foreground_weight: float = 3.0,
     edge_weight: float = 0.5, latent_l2: float = 1e-3, latent_bound: float = 2.5,
+    latent_std_target: float | None = None, latent_std_weight: float = 0.1,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Reconstruction + latent regularisation loss; x, recon (N, 3, H, W) in [-1, 1], z (N, 4, H/8, W/8)."""
+    """Reconstruction + latent regularisation loss; x, recon (N, 3, H, W) in [-1, 1], z (N, 4, H/8, W/8).
+
+    Latents: ``latent_l2 * mean(z^2)`` (pulls the scale down), ``mean(relu(|z| - latent_bound)^2)``,
+    and, with ``latent_std_target``, ``latent_std_weight * (std(z) - latent_std_target)^2`` (holds
+    the batch's latent std at a target, e.g. 1.0, for the diffusion model)."""
     fg = (x.amax(dim=1, keepdim=True) > FOREGROUND_LEVEL * 2 - 1).float()  # (N, 1, H, W)
     weight = 1.0 + foreground_weight * fg
     weight = weight / weight.mean()
@@ -114,7 +119,22 @@ def autoencoder_loss(
     l2 = z.pow(2).mean()
     bound = F.relu(z.abs() - latent_bound).pow(2).mean()
     loss = l1 + mse + edge_weight * edge + latent_l2 * l2 + bound
+    if latent_std_target is not None:
+        loss = loss + latent_std_weight * (z.std() - latent_std_target).pow(2)
     return loss, {"l1": l1.item(), "mse": mse.item(), "edge": edge.item(), "z2": l2.item(), "bound": bound.item()}
+
+
+@torch.no_grad()
+def rescale_latents(vae, factor: float) -> None:
+    """Multiply ``vae``'s latents by ``factor`` in place: the encoder's last conv is scaled by it, the
+    decoder's first conv by its inverse. Exact for the encoder; approximate for the decoder, which
+    squashes its input with ``tanh(z / 3) * 3`` first (near-linear for |z| < ~1.5), so fine-tune after."""
+    enc_out = vae.encoder.layers[-1]  # Conv2d(C, 4)
+    dec_in = vae.decoder.layers[0]  # Conv2d(4, C)
+    enc_out.weight.mul_(factor)
+    if enc_out.bias is not None:
+        enc_out.bias.mul_(factor)
+    dec_in.weight.div_(factor)
 
 
 def held_out_frames(size: int, per_motion: int = 2, benchmark_identities: int = 8, benchmark_seed: int = 0,
@@ -183,6 +203,9 @@ def train_tiny_vae(
     foreground_weight: float = 3.0,
     edge_weight: float = 0.5,
     latent_l2: float = 1e-3,
+    latent_std_target: float | None = None,
+    latent_std_weight: float = 0.1,
+    init_from: str | Path | None = None,
     eval_per_motion: int = 2,
     png_frames: int = 6,
     num_threads: int | None = None,
@@ -202,7 +225,11 @@ def train_tiny_vae(
             decoder run at full resolution, the expensive part on CPU).
         identities: indices into the VAE identity stream (plus the benchmark's training identities).
         benchmark_identities, benchmark_seed: the benchmark whose last two identities are held out.
-        foreground_weight, edge_weight, latent_l2: loss weights (see :func:`autoencoder_loss`).
+        foreground_weight, edge_weight, latent_l2, latent_std_target, latent_std_weight: loss
+            weights (see :func:`autoencoder_loss`).
+        init_from: fine-tune this saved AutoencoderTiny instead of a new one (channels and blocks
+            are then ignored); with ``latent_std_target`` its latents are first rescaled
+            (:func:`rescale_latents`) so that the held-out latent std starts at the target.
         eval_per_motion: held-out frames per (identity, motion) for the metrics.
         png_frames: held-out pairs in the side-by-side PNG.
         num_threads: torch CPU threads (None leaves it).
@@ -226,11 +253,20 @@ def train_tiny_vae(
     rng = np.random.default_rng([int(seed), 0x7AE])
     people = training_identities(identities, benchmark_identities, benchmark_seed)
     motions = [m for m in MOTIONS if m != HELD_OUT_MOTION]
-    vae = AutoencoderTiny(
-        encoder_block_out_channels=tuple(channels), decoder_block_out_channels=tuple(channels),
-        num_encoder_blocks=tuple(encoder_blocks), num_decoder_blocks=tuple(decoder_blocks),
-        latent_channels=4, scaling_factor=1.0,
-    )
+    frames = held_out_frames(size, eval_per_motion, benchmark_identities, benchmark_seed)
+    if init_from is not None:
+        vae = AutoencoderTiny.from_pretrained(init_from)
+        if latent_std_target is not None:
+            with torch.no_grad():
+                z = torch.cat([vae.encode(to_tensor(frames[i:i + 4])).latents for i in range(0, len(frames), 4)])
+            rescale_latents(vae, latent_std_target / float(z.std()))
+    else:
+        vae = AutoencoderTiny(
+            encoder_block_out_channels=tuple(channels), decoder_block_out_channels=tuple(channels),
+            num_encoder_blocks=tuple(encoder_blocks), num_decoder_blocks=tuple(decoder_blocks),
+            latent_channels=4, scaling_factor=1.0,
+        )
+    vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=1e-4, betas=(0.9, 0.99))
     warmup = max(1, int(0.03 * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -252,7 +288,8 @@ def train_tiny_vae(
         data_time += time.perf_counter() - t0
         z = vae.encode(x).latents  # (B, 4, crop/8, crop/8)
         recon = vae.decode(z).sample  # (B, 3, crop, crop)
-        loss, parts = autoencoder_loss(x, recon, z, foreground_weight, edge_weight, latent_l2)
+        loss, parts = autoencoder_loss(x, recon, z, foreground_weight, edge_weight, latent_l2,
+                                       latent_std_target=latent_std_target, latent_std_weight=latent_std_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -264,7 +301,6 @@ def train_tiny_vae(
     train_time = time.perf_counter() - start
 
     vae.eval()
-    frames = held_out_frames(size, eval_per_motion, benchmark_identities, benchmark_seed)
     metrics, recons = evaluate(vae, frames)
     vae.save_pretrained(out, safe_serialization=True)
     pick = np.linspace(0, len(frames) - 1, num=min(png_frames, len(frames))).round().astype(int)
@@ -277,7 +313,9 @@ def train_tiny_vae(
             "identities": len(people), "motions": motions, "train_time_s": round(train_time, 1),
             "data_time_s": round(data_time, 1), "threads": torch.get_num_threads(),
             "loss_first10": float(np.mean(history[:10])), "loss_last10": float(np.mean(history[-10:])),
-            "loss_weights": {"foreground": foreground_weight, "edge": edge_weight, "latent_l2": latent_l2},
+            "init_from": None if init_from is None else str(init_from),
+            "loss_weights": {"foreground": foreground_weight, "edge": edge_weight, "latent_l2": latent_l2,
+                             "latent_std_target": latent_std_target, "latent_std_weight": latent_std_weight},
         },
         "model": {
             "channels": list(channels), "encoder_blocks": list(encoder_blocks), "decoder_blocks": list(decoder_blocks),
