@@ -133,7 +133,7 @@ def test_low_latency_setting_emits_every_frame_after_warmup(tiny_pipe):
     session = tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=1, output_type="np")
     ready = [len(session.step(p)) for p in make_pose_frames(8)]
     assert ready == [0, 0, 0, 1, 1, 1, 1, 1]  # a frame leaves 4 calls after it entered
-    assert session.stats.latency_frames == [3] * 5
+    assert list(session.stats.latency_frames) == [3] * 5
 
 
 def test_reset_and_new_reference(tiny_pipe):
