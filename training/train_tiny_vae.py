@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latent-l2", type=float, default=1e-3)
     p.add_argument("--latent-std-target", type=float, default=None, help="hold the latent std at this (e.g. 1.0)")
     p.add_argument("--latent-std-weight", type=float, default=0.1)
+    p.add_argument("--act-fn", default="relu", help="activation (relu as in TAESD; silu avoids dead units)")
     p.add_argument("--init-from", default=None, help="fine-tune this saved AutoencoderTiny folder")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         decoder_blocks=args.decoder_blocks, identities=range(args.identities),
         benchmark_identities=args.benchmark_identities, benchmark_seed=args.benchmark_seed,
         latent_l2=args.latent_l2, latent_std_target=args.latent_std_target,
-        latent_std_weight=args.latent_std_weight, init_from=args.init_from, num_threads=args.threads, progress=not args.no_progress,
+        latent_std_weight=args.latent_std_weight, init_from=args.init_from, act_fn=args.act_fn, num_threads=args.threads, progress=not args.no_progress,
     )
     print(json.dumps({"held_out": report["held_out"], "train_time_s": report["train"]["train_time_s"],
                       "weights_bytes": report["model"]["weights_bytes"]}, indent=1))

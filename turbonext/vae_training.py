@@ -206,6 +206,7 @@ def train_tiny_vae(
     latent_std_target: float | None = None,
     latent_std_weight: float = 0.1,
     init_from: str | Path | None = None,
+    act_fn: str = "relu",
     eval_per_motion: int = 2,
     png_frames: int = 6,
     num_threads: int | None = None,
@@ -230,6 +231,7 @@ def train_tiny_vae(
         init_from: fine-tune this saved AutoencoderTiny instead of a new one (channels and blocks
             are then ignored); with ``latent_std_target`` its latents are first rescaled
             (:func:`rescale_latents`) so that the held-out latent std starts at the target.
+        act_fn: the activation of a new VAE ("relu" as in TAESD; "silu" has no dead units).
         eval_per_motion: held-out frames per (identity, motion) for the metrics.
         png_frames: held-out pairs in the side-by-side PNG.
         num_threads: torch CPU threads (None leaves it).
@@ -264,7 +266,7 @@ def train_tiny_vae(
         vae = AutoencoderTiny(
             encoder_block_out_channels=tuple(channels), decoder_block_out_channels=tuple(channels),
             num_encoder_blocks=tuple(encoder_blocks), num_decoder_blocks=tuple(decoder_blocks),
-            latent_channels=4, scaling_factor=1.0,
+            latent_channels=4, scaling_factor=1.0, act_fn=act_fn,
         )
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=1e-4, betas=(0.9, 0.99))
