@@ -223,8 +223,12 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--no-lpips", action="store_true", help="do not try LPIPS")
     parser.add_argument("--fid", action="store_true", help="also compute FID (needs torch-fidelity and its weights)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also score with the reference attention disabled and with the pose guider zeroed")
     parser.add_argument("--json", default=None, help="write the full result here")
     args = parser.parse_args(argv)
+    if args.ablations and args.model == "copy-reference":
+        parser.error("--ablations needs a TurboNextPipeline model")
 
     if args.model == "copy-reference":
         pipe: Any = CopyReferenceBaseline()
@@ -237,14 +241,23 @@ def cli_main(argv: list[str] | None = None) -> int:
         pipe = TurboNextPipeline.from_pretrained(args.model).to(device)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
+    settings = dict(dataset_dir=args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
+                    seed=args.seed, streaming=args.streaming, max_sequences=args.max_sequences,
+                    reference=args.reference, lpips=not args.no_lpips, fid=args.fid)
     try:
-        result = evaluate(pipe, args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
-                          seed=args.seed, streaming=args.streaming, max_sequences=args.max_sequences,
-                          reference=args.reference, lpips=not args.no_lpips, fid=args.fid)
+        if args.ablations:
+            from turbonext.ablations import evaluate_ablations, format_ablation_table
+
+            variants = evaluate_ablations(pipe, evaluate, **settings)
+            result = dict(variants["full model"], ablations={k: v["metrics"] for k, v in variants.items()})
+        else:
+            result = evaluate(pipe, **settings)
     except ValueError as err:
         parser.error(str(err))
     result["model"] = args.model
     print(format_table(result))
+    if args.ablations:
+        print(format_ablation_table(variants))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(_finite(result), indent=1, allow_nan=False) + "\n")
