@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import PIL.Image
 import torch
+from diffusers import __version__ as diffusers_version
 from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.schedulers import SchedulerMixin
@@ -19,12 +20,13 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from turbonext.context_windows import context_windows, window_weights
 from turbonext.image_inputs import image_to_tensor, images_to_tensor, tensor_to_pil
-from turbonext.loading import DEFAULT_LCM_LORA, resolve_pretrained_path
+from turbonext.loading import DEFAULT_LCM_LORA, DEMO_MODEL_NAME, resolve_pretrained_path
 from turbonext.models.pose_guider import PoseGuider
 from turbonext.models.reference_attention import ReferenceCache, ReferenceState, install_reference_processors
 from turbonext.models.unet_motion import TurboNextUNetMotionModel
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+_PIPELINE_TAKES_DTYPE = tuple(int(v) for v in diffusers_version.split(".")[:2]) >= (0, 42)
 
 
 @dataclass
@@ -80,6 +82,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             local_files_only=kwargs.get("local_files_only", False), token=kwargs.get("token"),
         )
         kwargs.setdefault("use_safetensors", True)
+        if str(pretrained_model_name_or_path) == DEMO_MODEL_NAME and "torch_dtype" not in kwargs and "dtype" not in kwargs:
+            kwargs["torch_dtype"] = torch.float32  # stored in fp16 to stay small; runs in fp32 on a CPU
+        if "torch_dtype" in kwargs and _PIPELINE_TAKES_DTYPE:  # diffusers >= 0.42 renamed it
+            kwargs["dtype"] = kwargs.pop("torch_dtype")
         return super().from_pretrained(path, **kwargs)
 
     @classmethod
