@@ -20,7 +20,7 @@ class LatestFrameRunner:
         self.submitted = 0
         self.dropped = 0
         self.processed = 0
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self._latest = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -58,7 +58,7 @@ class LatestFrameRunner:
                 continue
             try:
                 frames = self.session.step(frame)
-            except BaseException as err:  # surfaced to the caller by the next submit()
+            except Exception as err:  # any failure of the model is surfaced to the caller by the next submit()
                 self.error = err
                 return
             with self._lock:
