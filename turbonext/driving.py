@@ -65,11 +65,13 @@ def poses_from_video(video: str | Path, size: int, detector="auto", fps: float |
             for p in people]
 
 
-def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index: int = 7, motion: str = "dance",
-                          seed: int = 0):
-    """A held-out synthetic identity (reference from another motion) and a driving pose sequence.
+DEMO_DATASET_IDENTITIES = 30  # the demo model trained on `turbonext synthetic --identities 30` (the last 2 held out)
 
-    Returns (reference PIL, pose PILs, ground-truth frames PILs).
+
+def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index: int = DEMO_DATASET_IDENTITIES - 1,
+                          motion: str = "dance", seed: int = 0):
+    """A synthetic identity held out from the demo model's training (reference from another motion)
+    and a driving pose sequence. Returns (reference PIL, pose PILs, ground-truth frames PILs).
     """
     from turbonext.synthetic.dataset import identity_seed, make_sequence
     from turbonext.synthetic.figure import Identity
