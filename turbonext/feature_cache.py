@@ -14,7 +14,7 @@ Example (the ReferenceNet cache of one reference image)::
 
     cache = FeatureCache("~/.cache/turbonext/features")
     key = cache.key("reference-net", image, model_revision=rev, dtype="float16", size=512)
-    tensors = cache.load_tensors(key, device="cuda")
+    tensors = cache.load_tensors(key, device=str(pipe.device))
     if tensors is None:
         tensors = compute(...)
         cache.save_tensors(key, tensors)
