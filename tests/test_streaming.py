@@ -203,3 +203,21 @@ def test_runner_surfaces_worker_errors():
         runner.submit(2)
     runner.close()
     assert not any(t.name == "turbonext-stream" and t.is_alive() for t in threading.enumerate() if t is runner._thread)
+
+
+def test_next_output_plays_every_frame_of_a_burst_in_order():
+    class BurstSession:  # like frames_per_level=4: nothing, nothing, nothing, then 4 frames
+        def __init__(self):
+            self.n = 0
+
+        def step(self, frame):
+            self.n += 1
+            return [self.n - 3, self.n - 2, self.n - 1, self.n] if self.n % 4 == 0 else []
+
+    with LatestFrameRunner(BurstSession(), max_outputs=8) as runner:
+        for i in range(4):
+            runner.submit(i)
+            deadline = time.time() + 2
+            while runner.processed <= i and time.time() < deadline:
+                time.sleep(0.005)
+        assert [runner.next_output() for _ in range(5)] == [1, 2, 3, 4, None]

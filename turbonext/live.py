@@ -214,7 +214,7 @@ class LiveSession:
             session = self.pipe.stream(reference_image=None, output_type="np", height=self.size, width=self.size,
                                        **self.stream_kwargs)
         self.reference = prepared
-        self.runner = LatestFrameRunner(_PoseStepper(session, cache, self.lock))
+        self.runner = LatestFrameRunner(_PoseStepper(session, cache, self.lock), max_outputs=8)
         self.tracker.reset()
         self.smoother.reset()
         self.framer.reset()
@@ -238,7 +238,8 @@ class LiveSession:
         return np.array(render_pose([keypoints_to_crop(person, crop, self.size)], size=(self.size, self.size)))
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray | None:
-        """Submit one webcam frame; return the newest rendered frame (None until the first is ready).
+        """Submit one webcam frame; return the next rendered frame in order (the last one shown again
+        while none is ready; None until the first is ready).
 
         Never waits for the model: a frame the worker has not started yet is replaced by this one.
         Raises ``ValueError`` without a reference or for a frame that is not uint8 RGB (H, W, 3), and
@@ -251,7 +252,7 @@ class LiveSession:
         self.frames_seen += 1
         self._in_times.append(now)
         self.runner.submit(self.pose_map)
-        out = self.runner.latest_output()
+        out = self.runner.next_output()  # every rendered frame in turn, one per webcam frame
         if out is not None:
             self.last_output = out
             self._out_times.append(time.perf_counter())

@@ -39,6 +39,14 @@ class LatestFrameRunner:
             self.submitted += 1
         self._wake.set()
 
+    def next_output(self):
+        """The oldest rendered frame not yet taken (or None): for a display that shows one frame per
+        input frame. A session emits frames in bursts (``frames_per_level`` per UNet call); taking them
+        one at a time plays every rendered frame instead of only the last of each burst. The buffer is
+        bounded (``max_outputs``), so a display that falls behind skips frames rather than lagging."""
+        with self._lock:
+            return self.outputs.popleft() if self.outputs else None
+
     def latest_output(self):
         """The newest rendered frame (or None if none yet); older ready frames are discarded."""
         with self._lock:
