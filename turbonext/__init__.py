@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from turbonext.lazy_imports import lazy_getattr
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
@@ -21,10 +21,7 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'turbonext' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover

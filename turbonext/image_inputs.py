@@ -53,10 +53,12 @@ def images_to_tensor(images, name: str = "pose_images") -> torch.Tensor:
     tensor (F, 3, H, W). All frames must share one size.
     """
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)
+        images = list(images)  # an empty (0, H, W, 3) array becomes [] and is reported below
     elif isinstance(images, torch.Tensor) and images.ndim == 4:
         if images.shape[1] != 3:
             raise ValueError(f"{name}: expected a tensor of shape (F, 3, H, W), got {tuple(images.shape)}.")
+        if images.shape[0] == 0:
+            raise ValueError(f"{name} is empty: give at least one pose image.")
         return images.float() if images.is_floating_point() else images.float() / 255.0
     elif isinstance(images, (PIL.Image.Image, np.ndarray, torch.Tensor)):
         images = [images]

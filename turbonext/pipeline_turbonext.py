@@ -251,9 +251,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         """Validate the inputs; returns the pose frames as a tensor (F, 3, H, W) in [0, 1]."""
         if pose_images is None:
             raise ValueError("pose_images is required: a list of pose images (one per output frame).")
-        poses = images_to_tensor(pose_images, "pose_images")
-        if poses.shape[0] == 0:
-            raise ValueError("pose_images is empty: give at least one pose image.")
+        poses = images_to_tensor(pose_images, "pose_images")  # raises on empty / mixed / wrong-channel input
         height, width = poses.shape[-2:]
         if height % 8 or width % 8:
             raise ValueError(f"pose image size {height}x{width} (H x W) must be divisible by 8, e.g. 512x512.")

@@ -6,7 +6,7 @@ Light to import; the detectors are built (and their backends imported) only when
 
 from __future__ import annotations
 
-import importlib
+from turbonext.lazy_imports import lazy_getattr
 
 _LAZY = {
     "prepare_dataset": "turbonext.data.prepare",
@@ -23,7 +23,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'turbonext.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,8 +6,7 @@ lazily, when one is built (``pip install "turbonext[pose]"``).
 
 from __future__ import annotations
 
-import importlib
-
+from turbonext.lazy_imports import lazy_getattr
 from turbonext.pose.keypoints import (
     COCO_KEYPOINTS,
     FACE_KEYPOINTS,
@@ -55,7 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'turbonext.pose' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -31,7 +31,27 @@ INSTALL_HINT = 'pip install "turbonext[pose]"  (or: pip install ultralytics / pi
 MEDIAPIPE_TO_COCO: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 
 
-class PoseDetector(abc.ABC):
+class ModelBackend:
+    """What every model backend (pose detector, person segmenter) shares: a cache id, close, ``with``."""
+
+    name: str = "base"
+
+    @property
+    def cache_id(self) -> str:
+        """Names the backend and every setting that changes its output (part of cache keys)."""
+        return type(self).__qualname__
+
+    def close(self) -> None:
+        """Release backend resources (a no-op unless the backend holds any)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PoseDetector(ModelBackend, abc.ABC):
     """Finds people and their COCO-17 keypoints (pixels of the input image) in one RGB image."""
 
     name: str = "base"
@@ -42,20 +62,6 @@ class PoseDetector(abc.ABC):
 
     def __call__(self, image: Image.Image | np.ndarray) -> list[Person]:
         return self.detect(image)
-
-    @property
-    def cache_id(self) -> str:
-        """Names the backend and every setting that changes its output (part of cache keys)."""
-        return type(self).__qualname__
-
-    def close(self) -> None:
-        """Release backend resources (a no-op unless the backend holds any)."""
-
-    def __enter__(self) -> "PoseDetector":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------- YOLO
@@ -94,7 +100,7 @@ def weights_fingerprint(weights: str | Path) -> str:
     return f"{Path(weights).name}@{hash_file(path)[:16]}"
 
 
-def _numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
     """A torch tensor or array-like -> numpy array (no torch import needed)."""
     if hasattr(value, "detach"):
         value = value.detach()
@@ -111,14 +117,14 @@ def people_from_yolo_result(result: Any) -> list[Person]:
             "the YOLO model returned no keypoints: its weights are not a pose model. Use pose weights "
             "such as 'yolo26n-pose.pt' or 'yolo11n-pose.pt'."
         )
-    xy = _numpy(keypoints.xy)
+    xy = to_numpy(keypoints.xy)
     if xy.ndim != 3 or (len(xy) and xy.shape[1] != NUM_KEYPOINTS):
         raise ValueError(f"expected COCO-17 keypoints from the YOLO pose model; got shape {xy.shape}.")
     n = xy.shape[0]
-    conf = _numpy(keypoints.conf) if getattr(keypoints, "conf", None) is not None else np.ones((n, NUM_KEYPOINTS), np.float32)
+    conf = to_numpy(keypoints.conf) if getattr(keypoints, "conf", None) is not None else np.ones((n, NUM_KEYPOINTS), np.float32)
     boxes = getattr(result, "boxes", None)
-    xyxy = _numpy(boxes.xyxy) if boxes is not None else np.zeros((0, 4), np.float32)
-    scores = _numpy(boxes.conf) if boxes is not None else np.zeros((0,), np.float32)
+    xyxy = to_numpy(boxes.xyxy) if boxes is not None else np.zeros((0, 4), np.float32)
+    scores = to_numpy(boxes.conf) if boxes is not None else np.zeros((0,), np.float32)
     people = []
     for i in range(n):
         kp = np.concatenate([xy[i], conf[i][:, None]], axis=1)

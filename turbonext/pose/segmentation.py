@@ -18,8 +18,10 @@ from PIL import Image
 
 from turbonext.pose.detectors import (
     INSTALL_HINT,
+    ModelBackend,
     import_mediapipe_solutions,
     import_ultralytics,
+    to_numpy,
     weights_fingerprint,
     yolo_weights_usable,
 )
@@ -29,7 +31,7 @@ from turbonext.pose.keypoints import BBox
 DEFAULT_YOLO_SEG_WEIGHTS = "yolo11n-seg.pt"
 
 
-class PersonSegmenter(abc.ABC):
+class PersonSegmenter(ModelBackend, abc.ABC):
     """Returns a soft person mask (H, W) float32 in [0, 1] for one RGB image."""
 
     name: str = "base"
@@ -40,28 +42,6 @@ class PersonSegmenter(abc.ABC):
 
     def __call__(self, image: Image.Image | np.ndarray, box: BBox | None = None) -> np.ndarray:
         return self.segment(image, box)
-
-    @property
-    def cache_id(self) -> str:
-        """Names the backend and every setting that changes its output (part of cache keys)."""
-        return type(self).__qualname__
-
-    def close(self) -> None:
-        """Release backend resources (a no-op unless the backend holds any)."""
-
-    def __enter__(self) -> "PersonSegmenter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):
-        value = value.detach()
-    if hasattr(value, "cpu"):
-        value = value.cpu()
-    return np.asarray(value, dtype=np.float32)
 
 
 def select_mask(masks: np.ndarray, box: BBox | None) -> np.ndarray:
@@ -104,7 +84,7 @@ class YoloPersonSegmenter(PersonSegmenter):
         result = self.model.predict(np.ascontiguousarray(rgb[:, :, ::-1]), **kwargs)[0]
         if result.masks is None or len(result.masks.data) == 0:
             return np.zeros(rgb.shape[:2], np.float32)
-        masks = _numpy(result.masks.data)
+        masks = to_numpy(result.masks.data)
         if masks.shape[1:] != rgb.shape[:2]:  # retina masks should match; resize if a backend differs
             masks = np.stack([np.asarray(Image.fromarray(m).resize(rgb.shape[1::-1], Image.BILINEAR)) for m in masks])
         return np.clip(select_mask(masks, box), 0.0, 1.0).astype(np.float32)

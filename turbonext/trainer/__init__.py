@@ -9,7 +9,7 @@ Light to import: the heavy modules (diffusers, accelerate) load only when a name
 
 from __future__ import annotations
 
-import importlib
+from turbonext.lazy_imports import lazy_getattr
 
 _LAZY = {
     "TrainConfig": "turbonext.trainer.config",
@@ -25,7 +25,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'turbonext.trainer' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
