@@ -1,5 +1,6 @@
 """Training on tiny components and a tiny synthetic dataset (64 px, 2 frames, 1-3 steps)."""
 
+import itertools
 import json
 
 import numpy as np
@@ -190,6 +191,25 @@ def test_pose_weighted_loss_weights_skeleton_pixels_more():
     assert diffusion_loss(on_limb, target, weights) > 2 * diffusion_loss(off_limb, target, weights)
     assert diffusion_loss(on_limb, target) == diffusion_loss(off_limb, target)  # unweighted: the same
     assert torch.isclose(diffusion_loss(on_limb, target, torch.ones_like(weights)), diffusion_loss(on_limb, target))
+
+
+def test_color_augmentation_permutes_reference_and_clip_alike(tiny_data):
+    plain = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train")
+    augmented = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train", color_augmentation=1.0)
+    orders = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        a = plain[1]
+        torch.manual_seed(seed)
+        b = augmented[1]  # the same reference is drawn; then one channel order for everything
+        assert torch.equal(a["poses"], b["poses"])  # pose maps are never recoloured
+        matches = [p for p in itertools.permutations(range(3))
+                   if torch.equal(a["frames"][:, list(p)], b["frames"]) and torch.equal(a["reference"][list(p)], b["reference"])]
+        assert matches, "frames and reference must share one channel permutation"
+        orders.add(matches[0])
+    assert len(orders) > 2  # the permutation really varies
+    with pytest.raises(ValueError, match="probability"):
+        PoseVideoDataset(tiny_data, color_augmentation=1.5)
 
 
 def test_dataset_samples_and_errors(tiny_data, tmp_path):

@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--identities", type=int, default=512, help="identities from the VAE's own identity stream")
     p.add_argument("--benchmark-identities", type=int, default=8, help="benchmark size (its last 2 are held out)")
     p.add_argument("--benchmark-seed", type=int, default=0)
+    p.add_argument("--foreground-weight", type=float, default=3.0, help="extra pixel-loss weight on the figure")
+    p.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
     p.add_argument("--latent-l2", type=float, default=1e-3)
     p.add_argument("--latent-std-target", type=float, default=None, help="hold the latent std at this (e.g. 1.0)")
     p.add_argument("--latent-std-weight", type=float, default=0.1)
@@ -50,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, channels=(args.channels,) * 4, encoder_blocks=args.encoder_blocks,
         decoder_blocks=args.decoder_blocks, identities=range(args.identities),
         benchmark_identities=args.benchmark_identities, benchmark_seed=args.benchmark_seed,
+        foreground_weight=args.foreground_weight, edge_weight=args.edge_weight,
         latent_l2=args.latent_l2, latent_std_target=args.latent_std_target,
-        latent_std_weight=args.latent_std_weight, init_from=args.init_from, act_fn=args.act_fn, num_threads=args.threads, progress=not args.no_progress,
+        latent_std_weight=args.latent_std_weight, init_from=args.init_from, act_fn=args.act_fn,
+        num_threads=args.threads, progress=not args.no_progress,
     )
     print(json.dumps({"held_out": report["held_out"], "train_time_s": report["train"]["train_time_s"],
                       "weights_bytes": report["model"]["weights_bytes"]}, indent=1))

@@ -51,6 +51,7 @@ class TrainConfig:
     num_frames: int = 1  # consecutive target frames per sample: 1 = image stage, 16 = video stage
     frame_stride: int = 1  # take every k-th frame inside a clip
     reference_min_distance: int = 8  # same-scene references must be at least this many frames from the clip
+    color_augmentation: float = 0.0  # probability of one RGB channel permutation shared by reference and clip
     prompt: str = ""  # text condition for every sample (SD1.5 needs one; empty is fine)
     dataloader_num_workers: int = 0
     # --- optimisation
@@ -105,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"report_to must be one of {REPORT_TO}, got {self.report_to!r}.")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ValueError(f"checkpoints_total_limit must be >= 1 or null, got {self.checkpoints_total_limit}.")
+        if not 0.0 <= self.color_augmentation <= 1.0:
+            raise ValueError(f"color_augmentation is a probability in [0, 1]; got {self.color_augmentation}.")
         if self.learning_rate <= 0 or self.pose_loss_strength < 0:
             raise ValueError("learning_rate must be > 0 and pose_loss_strength >= 0.")
         return self

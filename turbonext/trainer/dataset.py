@@ -3,6 +3,11 @@
 One sample = a reference frame of the same person (another scene of the same video when there is
 one, else a frame of the same scene far from the clip) + a clip of ``num_frames`` consecutive target
 frames with their pose maps. ``num_frames=1`` is the image stage, 16 the video stage.
+
+``color_augmentation`` (a probability) permutes the RGB channels of the reference and the target
+frames with ONE random permutation per sample (pose maps untouched). A model that could otherwise
+recognise a training person by body proportions and recall their clothes from memory must then read
+the colours off the reference: the ReferenceNet path is the only place the right answer comes from.
 """
 
 from __future__ import annotations
@@ -99,7 +104,10 @@ class PoseVideoDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, resolution: int = 512, num_frames: int = 1, frame_stride: int = 1,
-                 split: str | None = None, reference_min_distance: int = 8):
+                 split: str | None = None, reference_min_distance: int = 8, color_augmentation: float = 0.0):
+        if not 0.0 <= color_augmentation <= 1.0:
+            raise ValueError(f"color_augmentation is a probability in [0, 1]; got {color_augmentation}.")
+        self.color_augmentation = color_augmentation
         self.resolution = resolution
         self.num_frames = num_frames
         self.frame_stride = frame_stride
@@ -140,4 +148,7 @@ class PoseVideoDataset(Dataset):
         frames = torch.stack([load_image(scene.images[k], size, Image.Resampling.BICUBIC) for k in clip])  # (F, 3, H, W)
         poses = torch.stack([load_image(scene.poses[k], size, Image.Resampling.BILINEAR) for k in clip])  # (F, 3, H, W)
         reference = load_image(self.reference_path(scene_index, clip), size, Image.Resampling.BICUBIC)  # (3, H, W)
+        if self.color_augmentation > 0 and float(torch.rand(())) < self.color_augmentation:
+            order = torch.randperm(3)  # the same channel order for the reference and the target
+            frames, reference = frames[:, order], reference[order]
         return {"reference": reference, "frames": frames.clamp(0, 1), "poses": poses.clamp(0, 1)}
