@@ -143,7 +143,7 @@ def test_bf16_checkpointing_accumulation_and_optional_parts(make_cfg, tiny_pipe_
 
     cfg = make_cfg(mixed_precision="bf16", gradient_checkpointing=True, gradient_accumulation_steps=2,
                    train_reference_unet=True, train_motion_modules=True, max_train_steps=1, validation_steps=0,
-                   pose_loss_weighting=False)
+                   pose_loss_weighting=False, per_frame_timesteps=1.0, color_augmentation=1.0)
     try:
         result = train(cfg)
     finally:
@@ -171,6 +171,9 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
         load_config(None, ["num_frames=abc"])
     with pytest.raises(ValueError, match="resolution"):
         load_config(None, ["resolution=30"])
+    for key in ("per_frame_timesteps", "color_augmentation"):
+        with pytest.raises(ValueError, match=f"{key} is a probability"):
+            load_config(None, [f"{key}=1.5"])
     cfg = load_config(None, ["learning_rate=1e-4", "split=null", "pose_loss_weighting=true"])
     assert cfg.learning_rate == 1e-4 and cfg.split is None and cfg.pose_loss_weighting is True
 
@@ -191,6 +194,31 @@ def test_pose_weighted_loss_weights_skeleton_pixels_more():
     assert diffusion_loss(on_limb, target, weights) > 2 * diffusion_loss(off_limb, target, weights)
     assert diffusion_loss(on_limb, target) == diffusion_loss(off_limb, target)  # unweighted: the same
     assert torch.isclose(diffusion_loss(on_limb, target, torch.ones_like(weights)), diffusion_loss(on_limb, target))
+
+
+def test_per_frame_timesteps_noise_each_frame_at_its_own_level():
+    from diffusers import DDPMScheduler
+
+    from turbonext.trainer.loop import _per_frame, sample_timesteps
+
+    torch.manual_seed(0)
+    assert sample_timesteps(3, 4, 1000, 0.0, "cpu").shape == (3,)  # default: one level per clip
+    t = sample_timesteps(64, 4, 1000, 0.5, "cpu")  # (B, F)
+    same = (t == t[:, :1]).all(dim=1)
+    assert t.shape == (64, 4) and 10 < int(same.sum()) < 54  # about half the clips share one level
+    assert int(t.min()) >= 0 and int(t.max()) < 1000
+
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    latents, noise = torch.randn(2, 4, 3, 5, 5), torch.randn(2, 4, 3, 5, 5)  # (B, C, F, h, w)
+    t = torch.tensor([[0, 500, 999], [10, 10, 900]])
+    noisy = _per_frame(sched.add_noise, latents, noise, t)
+    for b in range(2):
+        for f in range(3):
+            a = sched.alphas_cumprod[t[b, f]]
+            expected = a.sqrt() * latents[b, :, f] + (1 - a).sqrt() * noise[b, :, f]
+            assert torch.allclose(noisy[b, :, f], expected, atol=1e-6)
+    shared = torch.tensor([7, 300])
+    assert torch.allclose(_per_frame(sched.add_noise, latents, noise, shared), sched.add_noise(latents, noise, shared))
 
 
 def test_color_augmentation_permutes_reference_and_clip_alike(tiny_data):

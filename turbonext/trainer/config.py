@@ -71,6 +71,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     allow_tf32: bool = True
     # --- loss
+    per_frame_timesteps: float = 0.0  # probability a clip gets an independent noise level per frame (streaming)
     pose_loss_weighting: bool = False  # TrioPose pose-guided spatial weighting of the noise MSE
     pose_loss_strength: float = 1.0  # weight = 1 + strength * heatmap
     pose_heatmap_threshold: float = 0.1  # a pose-map pixel is skeleton if its brightest channel exceeds this
@@ -106,6 +107,8 @@ class TrainConfig:
             raise ValueError(f"report_to must be one of {REPORT_TO}, got {self.report_to!r}.")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ValueError(f"checkpoints_total_limit must be >= 1 or null, got {self.checkpoints_total_limit}.")
+        if not 0.0 <= self.per_frame_timesteps <= 1.0:
+            raise ValueError(f"per_frame_timesteps is a probability in [0, 1]; got {self.per_frame_timesteps}.")
         if not 0.0 <= self.color_augmentation <= 1.0:
             raise ValueError(f"color_augmentation is a probability in [0, 1]; got {self.color_augmentation}.")
         if self.learning_rate <= 0 or self.pose_loss_strength < 0:

@@ -52,6 +52,35 @@ class TrainResult:
     last_loss: float | None
 
 
+def sample_timesteps(batch: int, num_frames: int, num_train_timesteps: int, per_frame: float,
+                     device: torch.device | str) -> torch.Tensor:
+    """Training timesteps: one per clip (B,), or with ``per_frame`` > 0 a (B, F) tensor in which each clip,
+    with that probability, draws an independent timestep for every frame (the others repeat theirs).
+
+    Per-frame noise levels are what a :class:`~turbonext.StreamSession` window holds (clean context,
+    then frames at staggered levels), so a model trained with them has seen its streaming inputs.
+    """
+    shared = torch.randint(0, num_train_timesteps, (batch,), device=device)  # (B,)
+    if per_frame <= 0:
+        return shared
+    independent = torch.randint(0, num_train_timesteps, (batch, num_frames), device=device)  # (B, F)
+    pick = torch.rand(batch, device=device) < per_frame  # (B,)
+    return torch.where(pick[:, None], independent, shared[:, None].expand(batch, num_frames))
+
+
+def _per_frame(fn, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """Apply a scheduler's ``fn(x, noise, t)`` with ``t`` of shape (B,) or (B, F) to (B, C, F, h, w) tensors."""
+    if timesteps.ndim == 1:
+        return fn(latents, noise, timesteps)
+    b, c, f = latents.shape[:3]
+
+    def frames(x: torch.Tensor) -> torch.Tensor:  # (B, C, F, h, w) -> (B*F, C, h, w)
+        return x.permute(0, 2, 1, 3, 4).flatten(0, 1)
+
+    out = fn(frames(latents), frames(noise), timesteps.flatten())  # (B*F, C, h, w)
+    return out.view(b, f, c, *out.shape[-2:]).permute(0, 2, 1, 3, 4)
+
+
 def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model: torch.nn.Module,
                  noise_scheduler: DDPMScheduler, text: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The loss of one batch; ``model`` is the (possibly accelerate-wrapped) :class:`TrainingModel`."""
@@ -62,10 +91,11 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
         latents = latents.view(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, 4, F, h, w)
         ref_latents = pipe.encode_images(reference)  # (B, 4, h, w)
     noise = torch.randn_like(latents)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (b,), device=latents.device)  # (B,)
-    noisy = noise_scheduler.add_noise(latents, noise, timesteps)  # (B, 4, F, h, w)
+    timesteps = sample_timesteps(b, f, noise_scheduler.config.num_train_timesteps, cfg.per_frame_timesteps,
+                                 latents.device)  # (B,) or (B, F)
+    noisy = _per_frame(noise_scheduler.add_noise, latents, noise, timesteps)  # (B, 4, F, h, w)
     if noise_scheduler.config.prediction_type == "v_prediction":
-        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+        target = _per_frame(noise_scheduler.get_velocity, latents, noise, timesteps)
     else:
         target = noise
     pred = model(noisy, timesteps, ref_latents, text.expand(b, -1, -1), poses)  # (B, 4, F, h, w)

@@ -28,7 +28,7 @@ class TrainingModel(nn.Module):
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, ref_latents: torch.Tensor, text: torch.Tensor,
                 poses: torch.Tensor) -> torch.Tensor:
-        """noisy (B, 4, F, h, w); timesteps (B,); ref_latents (B, 4, h, w); text (B, 77, D); poses (B, F, 3, H, W).
+        """noisy (B, 4, F, h, w); timesteps (B,) or (B, F); ref_latents (B, 4, h, w); text (B, 77, D); poses (B, F, 3, H, W).
 
         Leaves the reference tokens in ``state.cache`` in "read" mode: gradient checkpointing re-reads
         them during backward. Call :meth:`release` after the optimizer step.
