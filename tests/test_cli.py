@@ -58,7 +58,8 @@ def test_generate_errors_are_clear(saved_pipe, tmp_path, capsys):
 def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
     js, md = tmp_path / "bench.json", tmp_path / "BENCH.md"
     code = turbonext_main(["bench", "stream", "--tiny", "--device", "cpu", "--frames", "8", "--warmup", "16",
-                           "--frames-per-level", "4", "--fifo-frames", "1", "--json", str(js), "--markdown", str(md)])
+                           "--frames-per-level", "4", "--fifo-frames", "1", "--profile", "8", "--json", str(js),
+                           "--markdown", str(md)])
     assert code == 0
     result = json.loads(js.read_text())
     names = [r["name"] for r in result["rows"]]
@@ -66,8 +67,11 @@ def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
     stream = result["rows"][2]
     assert stream["frames_measured"] == 8 and stream["fps"] > 0 and stream["p95_latency_ms"] > 0
     assert set(result["ratios"]) == {"vs (a)", "vs (b)"}
+    profile = stream["profile"]
+    assert profile["ticks"] == 2 and profile["unet_ms"] > 0 and profile["tick_ms"] >= profile["unet_ms"]
     text = md.read_text()
     assert "python -m turbonext.bench stream --tiny" in text and "| (c) StreamSession" in text
+    assert "Where a tick goes" in text
 
 
 def test_cli_help_and_unknown_command(capsys):

@@ -109,6 +109,27 @@ def test_fixed_seed_gives_identical_streams(tiny_pipe):
     assert np.abs(run(1).astype(int) - run(2).astype(int)).sum() > 0
 
 
+def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe):
+    from turbonext.stream_profile import TickProfiler
+
+    def run(profiled):
+        s = tiny_pipe.stream(reference_image=make_reference(), generator=torch.Generator().manual_seed(3),
+                             output_type="np", frames_per_level=2)
+        if profiled:
+            s.profiler = TickProfiler("cpu")
+        out = [f for p in make_pose_frames(8) for f in s.step(p)] + s.flush()
+        return np.stack(out), s
+
+    plain, _ = run(False)
+    timed, session = run(True)
+    np.testing.assert_array_equal(plain, timed)
+    summary = session.profiler.summary()
+    assert summary["ticks"] == session.stats.unet_calls
+    sections = [summary[f"{k}_ms"] for k in ("pose_guider", "unet", "scheduler", "decode")]
+    assert all(v >= 0 for v in sections) and summary["unet_ms"] > 0
+    assert summary["tick_ms"] >= sum(sections) * 0.99 and summary["host_ms"] >= 0
+
+
 def test_costs_one_unet_call_per_group_guider_once_per_frame_no_referencenet(tiny_pipe):
     session = tiny_pipe.stream(reference_image=make_reference(), frames_per_level=4, output_type="np")
     unet_frames, guider_frames, ref_calls = [], [], []

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from turbonext.component_configs import build_random_pipeline
+from turbonext.stream_profile import TickProfiler
 
 
 def _sync(device: torch.device) -> None:
@@ -110,8 +111,9 @@ def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames
 
 @torch.no_grad()
 def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None, compile: str | None,
-                 frames: int, warmup: int) -> dict:
-    """(c) StreamSession: sustained FPS over ``frames`` frames after ``warmup`` frames."""
+                 frames: int, warmup: int, profile_frames: int = 0) -> dict:
+    """(c) StreamSession: sustained FPS over ``frames`` frames after ``warmup`` frames; then, with
+    ``profile_frames``, that many more frames under a :class:`TickProfiler` (kept out of the FPS)."""
     device = pipe.device
     session = pipe.stream(num_inference_steps=steps, window=window, frames_per_level=per_level, compile=compile,
                           output_type="np", generator=torch.Generator(device).manual_seed(0))
@@ -133,6 +135,13 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
     elapsed = time.perf_counter() - t
     produced = session.stats.frames_out - out_before
     latencies = np.array(session.stats.latencies) * 1000
+    profile = None
+    if profile_frames:
+        session.profiler = TickProfiler(device)
+        for p in _pose_frames(profile_frames, size, seed=2):
+            session.step(p)
+        profile = session.profiler.summary()
+        session.profiler = None
     return {
         "name": f"(c) StreamSession window={window} frames_per_level={session.per_level} compile={compile}",
         "window": window, "frames_per_level": session.per_level, "compile": compile,
@@ -142,6 +151,7 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
         "first_frame_s": first_frame, "warmup_s": warm_s, "frames_measured": produced,
         "latency_frames": float(np.mean(session.stats.latency_frames)) if session.stats.latency_frames else None,
         "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "profile": profile,
     }
 
 
@@ -164,6 +174,16 @@ def markdown_table(result: dict) -> str:
         lines.append(f"| {r['name']} | {_fmt(r['ms_per_frame'])} | {_fmt(r['fps'])} | {_fmt(r.get('latency_ms'))} | "
                      f"{_fmt(r.get('p95_latency_ms'))} | {_fmt(r.get('first_frame_s'), '.2f')} | "
                      f"{_fmt(r.get('peak_memory_gb'), '.2f')} |")
+    profiled = [r for r in result["rows"] if r.get("profile")]
+    if profiled:
+        lines += ["", "Where a tick goes (mean ms per UNet call; a tick emits frames_per_level frames; GPU-timeline "
+                  "spans on CUDA, see turbonext/stream_profile.py):", "",
+                  "| setting | pose guider + shift | UNet | scheduler | decode + copy | host | tick |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in profiled:
+            p = r["profile"]
+            lines.append(f"| {r['name']} | {p['pose_guider_ms']:.2f} | {p['unet_ms']:.2f} | {p['scheduler_ms']:.2f} | "
+                         f"{p['decode_ms']:.2f} | {p['host_ms']:.2f} | {p['tick_ms']:.2f} |")
     if result.get("ratios"):
         lines += ["", "Ratios (best StreamSession FPS vs baselines): " +
                   ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items())]
@@ -191,7 +211,8 @@ def run_stream_benchmark(args) -> dict:
                 if per_level * steps > window:
                     continue
                 rows.append(bench_stream(pipe, size, steps, window, per_level,
-                                         None if compile_mode == "none" else compile_mode, args.frames, args.warmup))
+                                         None if compile_mode == "none" else compile_mode, args.frames, args.warmup,
+                                         args.profile))
                 print(rows[-1], flush=True)
     streams = [r for r in rows if r["name"].startswith("(c)")]
     best = max(streams, key=lambda r: r["fps"]) if streams else None
@@ -224,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=None, help="warm-up frames (default 48, 16 tiny)")
     parser.add_argument("--baselines", nargs="*", default=["a", "b"], choices=["a", "b"])
     parser.add_argument("--fifo-frames", type=int, default=3, help="frames timed for the slow baseline (b)")
+    parser.add_argument("--profile", type=int, default=0, metavar="FRAMES",
+                        help="after each StreamSession measurement, time FRAMES more frames section by section "
+                             "(pose guider, UNet, scheduler, decode, host)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--markdown", default="BENCHMARKS.md", help="append the table here ('' to skip)")
     return parser

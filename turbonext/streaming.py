@@ -101,6 +101,7 @@ class StreamSession:
         self.coefficients = self.schedule.frame_coefficients(level.clamp(min=0).to(self.device))  # 4 x (1, 1, W, 1, 1)
         self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
         self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
+        self.profiler = None  # a turbonext.stream_profile.TickProfiler to time each section of every tick
         self.reset()
 
     # ------------------------------------------------------------------ public API
@@ -204,6 +205,9 @@ class StreamSession:
     def _run(self, group) -> list:
         """One pipeline tick: shift a group in, one UNet call, one LCM level for every frame, emit."""
         tick = time.perf_counter()
+        profiler = self.profiler
+        if profiler is not None:
+            profiler.start_tick()
         m = self.per_level
         if group is None:  # flushing: ghosts that repeat the last pose
             features, ids = self.pose_features[-1:].expand(m, -1, -1, -1), [None] * m
@@ -220,22 +224,31 @@ class StreamSession:
             if self.latents is None:
                 self._allocate(features)
         self._shift_in(features, ids)
+        if profiler is not None:
+            profiler.mark("pose_guider")  # host-to-device pose copy, guider, window shift
 
         # one UNet call over the whole window with per-frame timesteps
         timesteps = torch.where(self.ghost, self.schedule.timesteps[0], self.slot_timestep)[None]  # (1, W)
         eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text,
                         pose_features=self.pose_features, return_dict=False)[0]
+        if profiler is not None:
+            profiler.mark("unet")
         noise = self._randn(tuple(self.latents.shape))
         next_latents, _ = self.schedule.step(eps.float(), self.latents.float(), self.slot_level.clamp(min=0),
                                              noise.float(), coefficients=self.coefficients)
         advance = (self.denoising & ~self.ghost).view(1, 1, -1, 1, 1)
         self.latents = torch.where(advance, next_latents.to(self.dtype), self.latents)
         self.stats.unet_calls += 1
+        if profiler is not None:
+            profiler.mark("scheduler")
 
         # frames that reached the last level leave (they stay in the window as clean context)
         done = [(slot, fid) for slot, fid in enumerate(self.slot_ids[self.context:self.context + m], self.context)
                 if fid is not None]
         frames = self._decode([slot for slot, _ in done]) if done else []
+        if profiler is not None:
+            profiler.mark("decode")  # TAESD decode + conversion + device-to-host copy
+            profiler.end_tick()
         end = time.perf_counter()
         self.stats.step_times.append(end - tick)
         for _, fid in done:
