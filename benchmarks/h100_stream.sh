@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The owed H100 measurement of issue 3, split so that each part ends well inside the device tool's
+# 10-minute limit per command. Run from the repository root ON THE GPU MACHINE (the `device` tool's
+# `run`, with carry [".whl"]):
+#
+#   bash benchmarks/h100_stream.sh eager      # (a), (b), StreamSession eager: window 16 and 8, frames_per_level 4 2 1
+#   bash benchmarks/h100_stream.sh graphs     # StreamSession with compile="reduce-overhead" (CUDA graphs)
+#
+# The GPU image has torch/transformers/peft/accelerate but not diffusers; fetch it HERE first (pure
+# Python wheels; the folder must be ignored by git: echo /.whl/ >> .git/info/exclude):
+#
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+#       diffusers==0.42.1 importlib_metadata
+#
+# Results land in $OUT (JSON, the markdown tables, the log); append the tables to BENCHMARKS.md here.
+set -euo pipefail
+part="${1:?usage: h100_stream.sh eager|graphs}"
+out="${OUT:-/tmp/turbonext-bench}"
+mkdir -p "$out"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+case "$part" in
+  eager)
+    python3 -m turbonext.bench stream --compile none --window 16 8 --frames-per-level 4 2 1 --profile 60 \
+      --json "$out/stream_eager.json" --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/eager.log" ;;
+  graphs)
+    python3 -m turbonext.bench stream --baselines --compile reduce-overhead --window 16 8 --frames-per-level 4 2 1 \
+      --profile 60 --json "$out/stream_graphs.json" --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/graphs.log" ;;
+  *) echo "unknown part $part (eager|graphs)" >&2; exit 2 ;;
+esac
