@@ -178,6 +178,25 @@ def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
     assert cfg.learning_rate == 1e-4 and cfg.split is None and cfg.pose_loss_weighting is True
 
 
+def test_shipped_configs_and_their_documented_overrides_validate():
+    import re
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).parents[1].joinpath("training", "configs").glob("*.yaml"))
+    assert {p.name for p in configs} >= {"sd15_pose_transfer.yaml", "synthetic_tiny.yaml", "demo_256.yaml"}
+    for path in configs:
+        cfg = load_config(path)
+        assert cfg.resolution % 8 == 0 and cfg.max_train_steps > 0
+        # the stage-2 / override lines written in each file's header comments must be accepted as written
+        header = "\n".join(line.lstrip("# ") for line in path.read_text().splitlines() if line.startswith("#"))
+        for command in header.replace("\\\n", " ").splitlines():
+            if "training/train.py" in command:
+                load_config(path, re.findall(r"(?<![\w-])([a-z_]+=\S+)", command))
+    stage2 = load_config(configs[[p.name for p in configs].index("sd15_pose_transfer.yaml")],
+                         ["num_frames=16", "per_frame_timesteps=0.5", "train_motion_modules=true"])
+    assert stage2.num_frames == 16 and stage2.per_frame_timesteps == 0.5
+
+
 def test_pose_weighted_loss_weights_skeleton_pixels_more():
     pose = torch.zeros(1, 3, 64, 64)
     pose[:, 0, 8:56, 30:34] = 1.0  # a red vertical limb
