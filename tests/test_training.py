@@ -121,6 +121,16 @@ def test_export_loads_with_from_pretrained_and_renders(first_run, tmp_path):
     with pytest.raises(SystemExit):
         cli_main([str(tmp_path), str(tmp_path / "other")])  # not a checkpoint: a clear usage error
 
+    # the demo model's form: LCMScheduler, weights stored in fp16, loaded back in fp32
+    from diffusers import LCMScheduler
+
+    assert cli_main([str(ckpt), str(tmp_path / "half"), "--scheduler", "lcm", "--dtype", "fp16"]) == 0
+    stored = load_file(str(tmp_path / "half" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    half = TurboNextPipeline.from_pretrained(tmp_path / "half", torch_dtype=torch.float32)
+    assert isinstance(half.scheduler, LCMScheduler) and half.unet.dtype == torch.float32
+    assert all(torch.allclose(half.unet.state_dict()[k], v.half().float()) for k, v in pipe.unet.state_dict().items())
+
 
 def test_init_checkpoint_loads_trained_parts_at_step_zero(first_run, make_cfg, tiny_pipe_factory):
     from turbonext.trainer.checkpoints import load_init_checkpoint

@@ -3,7 +3,9 @@
 The frozen parts come from the components named in the checkpoint's ``config.yaml`` (base, motion
 adapter, TAESD), the trained parts from the checkpoint; the result is written with
 ``save_pretrained`` (safetensors) and loads with ``TurboNextPipeline.from_pretrained(OUT_DIR)``.
-Optionally LCM-LoRA is fused into the exported UNet for 4-step inference.
+Optionally LCM-LoRA is fused into the exported UNet for 4-step inference, the scheduler is switched to
+``LCMScheduler`` (``scheduler="lcm"``, as for the embedded demo model) and the weights are stored in
+half precision (``dtype="fp16"``; ``from_pretrained`` loads them back in fp32 on a CPU).
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import argparse
 import logging
 from pathlib import Path
 
+import torch
+
 from turbonext.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import load_config
 from turbonext.trainer.trainable import build_pipeline
 
 logger = logging.getLogger(__name__)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SCHEDULERS = ("base", "lcm")
 
 
 def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str | None = None,
-                    lcm_lora_scale: float = 1.0, overrides: list[str] | tuple[str, ...] = ()) -> TurboNextPipeline:
+                    lcm_lora_scale: float = 1.0, overrides: list[str] | tuple[str, ...] = (),
+                    scheduler: str = "base", dtype: str = "fp32") -> TurboNextPipeline:
     """Assemble base components + a checkpoint's trained parts and ``save_pretrained`` to ``out_dir``.
 
     Args:
@@ -31,7 +38,14 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
             base scheduler.
         overrides: ``key=value`` changes to the saved config, e.g. ``["base=/local/sd15"]`` when the
             components moved since training.
+        scheduler: "base" keeps the base's scheduler (LCM when ``lcm_lora`` is fused); "lcm" saves an
+            ``LCMScheduler`` built from the base scheduler's config (few-step sampling).
+        dtype: "fp32", "fp16" or "bf16": the precision the weights are stored in.
     """
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {scheduler!r}.")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}.")
     folder = Path(checkpoint)
     config_path = folder / checkpoints.CONFIG_NAME
     if not config_path.is_file() or not (folder / checkpoints.UNET_WEIGHTS).is_file():
@@ -44,6 +58,12 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
     step = checkpoints.load_trained_parts(folder, pipe)
     if lcm_lora is not None:
         pipe.fuse_lcm_lora(lcm_lora, scale=lcm_lora_scale)
+    if scheduler == "lcm":
+        from diffusers import LCMScheduler
+
+        pipe.register_modules(scheduler=LCMScheduler.from_config(pipe.scheduler.config))
+    if dtype != "fp32":
+        pipe.to(DTYPES[dtype])
     out = Path(out_dir)
     pipe.save_pretrained(out, safe_serialization=True)
     logger.info("exported %s (step %d) to %s", folder, step, out)
@@ -57,11 +77,15 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", help="the pipeline folder to write")
     parser.add_argument("--lcm-lora", default=None, help="fuse this LCM-LoRA (repo id or folder) for 4-step inference")
     parser.add_argument("--lcm-lora-scale", type=float, default=1.0)
+    parser.add_argument("--scheduler", choices=SCHEDULERS, default="base",
+                        help="'lcm' saves an LCMScheduler (few-step sampling) instead of the base's scheduler")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="precision of the stored weights")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the checkpoint's config (e.g. base=...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        export_pipeline(args.checkpoint, args.out_dir, args.lcm_lora, args.lcm_lora_scale, args.overrides)
+        export_pipeline(args.checkpoint, args.out_dir, args.lcm_lora, args.lcm_lora_scale, args.overrides,
+                        scheduler=args.scheduler, dtype=args.dtype)
     except ValueError as err:
         parser.error(str(err))
     print(f"wrote {args.out_dir}; load it with TurboNextPipeline.from_pretrained({str(args.out_dir)!r})")
