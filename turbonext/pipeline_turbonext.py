@@ -116,10 +116,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self.fuse_lora(components=["unet"], lora_scale=scale, adapter_names=["lcm"])
         self.unload_lora_weights()  # drops the LoRA layers, keeps the fused weights
-        self.scheduler = LCMScheduler.from_config(self.scheduler.config)
-        self.register_modules(scheduler=self.scheduler)
+        self.use_lcm_scheduler()
         if self.reference_state.cache is not None:  # K/V projections changed with the weights
             self.reference_state.cache.precompute_kv(self.unet)
+        return self
+
+    def use_lcm_scheduler(self) -> "TurboNextPipeline":
+        """Switch to an ``LCMScheduler`` built from the current scheduler's config (few-step sampling)."""
+        self.register_modules(scheduler=LCMScheduler.from_config(self.scheduler.config))
         return self
 
     # ------------------------------------------------------------------ encoders

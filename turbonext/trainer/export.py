@@ -59,9 +59,7 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
     if lcm_lora is not None:
         pipe.fuse_lcm_lora(lcm_lora, scale=lcm_lora_scale)
     if scheduler == "lcm":
-        from diffusers import LCMScheduler
-
-        pipe.register_modules(scheduler=LCMScheduler.from_config(pipe.scheduler.config))
+        pipe.use_lcm_scheduler()
     if dtype != "fp32":
         pipe.to(DTYPES[dtype])
     out = Path(out_dir)
