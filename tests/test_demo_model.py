@@ -27,8 +27,9 @@ def test_demo_model_renders_a_held_out_identity():
     pipe = TurboNextPipeline.from_pretrained("turbonext-demo")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.dtype == torch.float32  # stored in fp16, run in fp32 on a CPU
-    ref, poses, truth = synthetic_demo_inputs(size=256, num_frames=4)
-    frames = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0)).frames
+    ref, poses, truth, ref_pose = synthetic_demo_inputs(size=256, num_frames=4)
+    frames = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0),
+                  reference_pose=ref_pose if pipe.reads_reference_pose else None).frames
     scores_ssim = [ssim(np.asarray(f), np.asarray(t)) for f, t in zip(frames, truth)]
     scores_iou = [silhouette_iou(np.asarray(f), np.asarray(t)) for f, t in zip(frames, truth)]
     assert np.mean(scores_ssim) >= MIN_SSIM and np.mean(scores_iou) >= MIN_IOU

@@ -170,6 +170,48 @@ def test_bf16_checkpointing_accumulation_and_optional_parts(make_cfg, tiny_pipe_
     assert all(torch.equal(result.pipe.unet.state_dict()[k], init_unet[k]) for k in resnets)
 
 
+def test_reference_pose_run_trains_the_branch_checkpoints_and_exports(first_run, make_cfg, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    from turbonext import TurboNextPipeline
+    from turbonext.trainer.checkpoints import load_init_checkpoint
+    from turbonext.trainer.export import cli_main
+    from turbonext.trainer.loop import train
+    from turbonext.trainer.trainable import build_pipeline
+
+    AcceleratorState._reset_state()
+    plain_ckpt = list_checkpoints(first_run.output_dir)[-1][1]  # trained without the reference branch
+    cfg = make_cfg(reference_pose=True, init_checkpoint=str(plain_ckpt), max_train_steps=1, validation_steps=1,
+                   output_dir=str(tmp_path / "run"))
+    result = train(cfg)
+    guider = result.pipe.pose_guider
+    assert guider.reads_reference_pose and float(guider.reference_zero_conv.weight.detach().abs().sum()) > 0
+    plain_guider = load_file(str(plain_ckpt / "pose_guider" / "diffusion_pytorch_model.safetensors"))
+    assert any(not torch.equal(guider.state_dict()[k], v) for k, v in plain_guider.items())
+    assert (result.output_dir / "validation" / "step-000001.mp4").stat().st_size > 0  # validation passes the pose
+
+    ckpt = result.output_dir / "checkpoint-1"
+    assert cli_main([str(ckpt), str(tmp_path / "pipe")]) == 0
+    pipe = TurboNextPipeline.from_pretrained(tmp_path / "pipe")
+    assert pipe.reads_reference_pose
+    assert torch.equal(pipe.pose_guider.reference_zero_conv.weight, guider.reference_zero_conv.weight)
+    with pytest.raises(ValueError, match="reference_pose: true"):
+        load_init_checkpoint(make_cfg(init_checkpoint=str(ckpt)), build_pipeline(make_cfg()))
+
+
+def test_dataset_reference_pose_is_the_reference_frames_pose(tiny_data):
+    ds = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train")
+    scenes_of = {s.video: [t for t in ds.scenes if t.video == s.video] for s in ds.scenes}
+    for index in range(4):
+        torch.manual_seed(index)
+        sample = ds[index]
+        video = ds.scenes[ds.clips[index][0]].video
+        pairs = [(img, pose) for s in scenes_of[video] for img, pose in zip(s.images, s.poses)]
+        assert any(torch.equal(load_image(img, 32, Image.Resampling.BICUBIC), sample["reference"])
+                   and torch.equal(load_image(pose, 32, Image.Resampling.BILINEAR).clamp(0, 1), sample["reference_pose"])
+                   for img, pose in pairs)
+
+
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("learning_rat: 1.0e-4\nresolution: 64\n")
@@ -276,7 +318,7 @@ def test_dataset_samples_and_errors(tiny_data, tmp_path):
     assert sample["frames"].shape == (2, 3, 32, 32) and sample["poses"].shape == (2, 3, 32, 32)
     assert sample["reference"].shape == (3, 32, 32) and 0 <= float(sample["frames"].min()) <= float(sample["frames"].max()) <= 1
     scene = ds.scenes[ds.clips[0][0]]
-    assert all(ds.reference_path(ds.clips[0][0], [0, 1]).parent.parent != scene.images[0].parent.parent for _ in range(5))
+    assert all(ds.reference_frame(ds.clips[0][0], [0, 1])[0].parent.parent != scene.images[0].parent.parent for _ in range(5))
     assert len(PoseVideoDataset(tiny_data, resolution=64, num_frames=1)) == 6 * 4  # all scenes, image stage
 
     with pytest.raises(ValueError, match="does not exist"):

@@ -21,7 +21,7 @@ from PIL import Image
 
 from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
 from turbonext.driving import IMAGE_EXTENSIONS, poses_from_folder, poses_from_video, side_by_side
-from turbonext.live import native_size, pipeline_lock, prepare_reference
+from turbonext.live import native_size, pipeline_lock, prepare_reference, reference_pose_for
 
 Progress = Callable[..., object]
 MAX_FRAMES_LIMIT = 600
@@ -111,6 +111,7 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
 
     _report(progress, 0.0, "preparing the reference")
     prepared = prepare_reference(reference, detector, size, require_person=require_person)
+    reference_pose = reference_pose_for(pipe, prepared)  # None unless the model reads it
     if prepared.notice:
         notices.append(prepared.notice)
     _report(progress, 0.05, "reading poses")
@@ -129,7 +130,7 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
     generator = torch.Generator(device).manual_seed(seed)
     with pipeline_lock(pipe):
         frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
-                      generator=generator, callback_on_step_end=on_step).frames
+                      generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose).frames
     _report(progress, 0.96, "writing the video")
     folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="turbonext-clip-"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ a folder of pose images, or a built-in synthetic sequence (offline demo)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -68,18 +69,28 @@ def poses_from_video(video: str | Path, size: int, detector="auto", fps: float |
 DEMO_DATASET_IDENTITIES = 30  # the demo model trained on `turbonext synthetic --identities 30` (the last 2 held out)
 
 
+class DemoInputs(NamedTuple):
+    """Inputs for the demo model: ``reference`` image and its ``reference_pose`` map, the driving
+    ``poses`` and the ground-truth ``truth`` frames (all PIL)."""
+
+    reference: Image.Image
+    poses: list[Image.Image]
+    truth: list[Image.Image]
+    reference_pose: Image.Image
+
+
 def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index: int = DEMO_DATASET_IDENTITIES - 1,
-                          motion: str = "dance", seed: int = 0):
+                          motion: str = "dance", seed: int = 0) -> DemoInputs:
     """A synthetic identity held out from the demo model's training (reference from another motion)
-    and a driving pose sequence. Returns (reference PIL, pose PILs, ground-truth frames PILs).
+    and a driving pose sequence, with the ground truth.
     """
     from turbonext.synthetic.dataset import identity_seed, make_sequence
     from turbonext.synthetic.figure import Identity
 
     ident = Identity.random(identity_seed(seed, identity_index))
-    ref_frames, _, _ = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
+    ref_frames, ref_poses, _ = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
     frames, poses, _ = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
-    return ref_frames[0], poses, frames
+    return DemoInputs(ref_frames[0], poses, frames, ref_poses[0])
 
 
 def side_by_side(*columns: list[Image.Image]) -> list[np.ndarray]:

@@ -38,15 +38,18 @@ def _generator(seed: int):
     return torch.Generator().manual_seed(int(seed))
 
 
-def _render(pipe: Any, reference: Image.Image, poses: list[Image.Image], steps: int, seed: int, streaming: bool) -> list[Image.Image]:
-    """Run the model over ``poses``; returns one frame per pose."""
+def _render(pipe: Any, reference: Image.Image, poses: list[Image.Image], steps: int, seed: int, streaming: bool,
+            reference_pose: Image.Image | None = None) -> list[Image.Image]:
+    """Run the model over ``poses``; returns one frame per pose. ``reference_pose`` is passed only to
+    models that read it (``pipe.reads_reference_pose``)."""
+    extra = {"reference_pose": reference_pose} if getattr(pipe, "reads_reference_pose", False) else {}
     if not streaming:
         out = pipe(reference_image=reference, pose_images=poses, num_inference_steps=steps,
-                   generator=_generator(seed), output_type="pil")
+                   generator=_generator(seed), output_type="pil", **extra)
         return list(out.frames)
     if not hasattr(pipe, "stream"):
         raise ValueError(f"streaming=True needs a model with a .stream() method; {type(pipe).__name__} has none.")
-    session = pipe.stream(reference_image=reference, num_inference_steps=steps, generator=_generator(seed))
+    session = pipe.stream(reference_image=reference, num_inference_steps=steps, generator=_generator(seed), **extra)
     frames: list[Image.Image] = []
     for pose in poses:
         frames.extend(session.step(pose))
@@ -70,17 +73,18 @@ class _Frames:
         self.frames = frames
 
 
-def _reference_for(scene: str, all_scenes: list[str], dataset_dir: Path, mode: str) -> tuple[Image.Image, str, int]:
-    """(reference image, where it came from, first scored frame index)."""
+def _reference_for(scene: str, all_scenes: list[str], dataset_dir: Path, mode: str
+                   ) -> tuple[Image.Image, Image.Image, str, int]:
+    """(reference image, its pose map, where it came from, first scored frame index)."""
     if mode == "first":
-        frames, _, _ = load_scene(dataset_dir / scene, num_frames=1)
-        return frames[0], f"{scene}#1", 1
+        frames, poses, _ = load_scene(dataset_dir / scene, num_frames=1)
+        return frames[0], poses[0], f"{scene}#1", 1
     video = scene.split("/")[0]
     others = [s for s in all_scenes if s.split("/")[0] == video and s != scene]
     if not others:
         raise ValueError(f"reference='other' needs another scene of {video} in {dataset_dir}; found none for {scene}.")
-    frames, _, _ = load_scene(dataset_dir / others[0], num_frames=1)
-    return frames[0], f"{others[0]}#1", 0
+    frames, poses, _ = load_scene(dataset_dir / others[0], num_frames=1)
+    return frames[0], poses[0], f"{others[0]}#1", 0
 
 
 def evaluate(
@@ -144,9 +148,9 @@ def evaluate(
     seconds, rendered = 0.0, 0
     for scene in tqdm(scenes, desc=f"eval {split}", disable=not progress):
         gt, poses, keypoints = load_scene(root / scene, num_frames)
-        ref_image, ref_name, first = _reference_for(scene, all_scenes, root, reference)
+        ref_image, ref_pose, ref_name, first = _reference_for(scene, all_scenes, root, reference)
         start = time.perf_counter()
-        pred = _render(pipe, ref_image, poses, num_inference_steps, seed, streaming)
+        pred = _render(pipe, ref_image, poses, num_inference_steps, seed, streaming, ref_pose)
         seconds += time.perf_counter() - start
         rendered += len(poses)
         if len(pred) != len(poses):

@@ -57,31 +57,45 @@ def generate(args: argparse.Namespace) -> int:
     if args.model == DEMO_MODEL_NAME:
         print(f"Using the embedded demo model ({DEMO_MODEL_NAME}): trained on synthetic figures only.")
     size = args.size or int(pipe.unet.config.sample_size) * 8
-    truth = None
+    truth = reference_pose = None
     if args.driving:
         poses = poses_from_video(args.driving, size, detector=args.detector, max_frames=args.max_frames)
     elif args.poses:
         poses = poses_from_folder(args.poses, size, max_frames=args.max_frames)
     else:
-        ref_demo, poses, truth = synthetic_demo_inputs(size=size, num_frames=min(args.max_frames, 32), seed=args.seed)
+        demo = synthetic_demo_inputs(size=size, num_frames=min(args.max_frames, 32), seed=args.seed)
+        poses, truth = demo.poses, demo.truth
     if args.reference:
-        try:
-            reference = Image.open(args.reference).convert("RGB").resize((size, size), Image.BICUBIC)
-        except OSError as err:
-            raise ValueError(f"cannot read reference image {args.reference}: {err}") from err
+        if pipe.reads_reference_pose:  # the model needs the reference person's pose: detect it (and crop around them)
+            from turbonext.live import prepare_reference, reference_pose_for
+            from turbonext.pose.detectors import get_detector
+
+            detector = get_detector(args.detector)
+            try:
+                prepared = prepare_reference(args.reference, detector, size)
+            finally:
+                detector.close()
+            reference, reference_pose = Image.fromarray(prepared.image), reference_pose_for(pipe, prepared)
+        else:
+            try:
+                reference = Image.open(args.reference).convert("RGB").resize((size, size), Image.BICUBIC)
+            except OSError as err:
+                raise ValueError(f"cannot read reference image {args.reference}: {err}") from err
     elif not (args.driving or args.poses):
-        reference = ref_demo
+        reference, reference_pose = demo.reference, demo.reference_pose
     else:
         raise ValueError("--reference is required with --driving/--poses.")
+    if not pipe.reads_reference_pose:
+        reference_pose = None
 
     generator = torch.Generator(device).manual_seed(args.seed)
     if args.stream:
         session = pipe.stream(reference_image=reference, num_inference_steps=args.steps, generator=generator,
-                              height=size, width=size)
+                              height=size, width=size, reference_pose=reference_pose)
         frames = [f for p in poses for f in session.step(p)] + session.flush()
     else:
         frames = pipe(reference_image=reference, pose_images=poses, num_inference_steps=args.steps,
-                      generator=generator).frames
+                      generator=generator, reference_pose=reference_pose).frames
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = [[reference], poses, frames] + ([truth] if truth is not None else [])

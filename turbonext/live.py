@@ -83,11 +83,28 @@ def load_rgb(image: Image.Image | np.ndarray | str | Path, name: str = "referenc
 @dataclass
 class PreparedReference:
     """The reference as the model sees it: ``image`` (size x size uint8 RGB), whether a person was
-    found (else a centre square crop was used), and a ``notice`` for the user (or None)."""
+    found (else a centre square crop was used), a ``notice`` for the user (or None), and the person's
+    ``pose_map`` in the same crop (size x size uint8 RGB; None without a person), which models that
+    read the reference pose need."""
 
     image: np.ndarray
     person_found: bool
     notice: str | None = None
+    pose_map: np.ndarray | None = None
+
+
+def reference_pose_for(pipe, prepared: PreparedReference) -> np.ndarray | None:
+    """The ``reference_pose`` argument for ``pipe``: the prepared pose map if the model reads one, else None.
+
+    Raises a ``ValueError`` for a model that needs it when no person was found in the reference.
+    """
+    if not getattr(pipe, "reads_reference_pose", False):
+        return None
+    if prepared.pose_map is None:
+        raise ValueError("this model needs the pose of the person in the reference photo, and no person was found "
+                         "in it (or no pose detector is installed: pip install 'turbonext[pose]'): use a photo "
+                         "that shows one person clearly, ideally head to toe.")
+    return prepared.pose_map
 
 
 def main_person(people: list[Person]) -> Person | None:
@@ -106,7 +123,8 @@ def prepare_reference(image, detector, size: int, margin: float = 0.2, require_p
     person = main_person(detector.detect(rgb)) if detector is not None else None
     if person is not None:
         crop = square_crop_box(person.box(), margin=margin)
-        return PreparedReference(crop_square(rgb, crop, size), True)
+        pose_map = np.array(render_pose([keypoints_to_crop(person, crop, size)], size=(size, size)))
+        return PreparedReference(crop_square(rgb, crop, size), True, pose_map=pose_map)
     reason = "no pose detector is available" if detector is None else "no person was found in the reference image"
     if require_person:
         raise ValueError(f"{reason}: use a photo that shows one person clearly (ideally the whole body, "
@@ -208,9 +226,11 @@ class LiveSession:
         a centre crop had to be used (only with ``require_person=False``; else a ``ValueError``).
         """
         prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person)
+        reference_pose = reference_pose_for(self.pipe, prepared)  # raises before the running stream is touched
         self.close()
         with self.lock:
-            cache = self.pipe.set_reference(prepared.image, height=self.size, width=self.size)
+            cache = self.pipe.set_reference(prepared.image, height=self.size, width=self.size,
+                                            reference_pose=reference_pose)
             session = self.pipe.stream(reference_image=None, output_type="np", height=self.size, width=self.size,
                                        **self.stream_kwargs)
         self.reference = prepared

@@ -14,7 +14,7 @@ from diffusers import __version__ as diffusers_version
 from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.schedulers import SchedulerMixin
-from diffusers.utils import BaseOutput
+from diffusers.utils import BaseOutput, logging
 from diffusers.utils.torch_utils import randn_tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -22,10 +22,22 @@ from turbonext.context_windows import context_windows, window_weights
 from turbonext.image_inputs import image_to_tensor, images_to_tensor, tensor_to_pil
 from turbonext.loading import DEFAULT_LCM_LORA, DEMO_MODEL_NAME, resolve_pretrained_path
 from turbonext.models.pose_guider import PoseGuider
-from turbonext.models.reference_attention import ReferenceCache, ReferenceState, install_reference_processors
+from turbonext.models.reference_attention import (
+    ReferenceCache,
+    ReferenceState,
+    install_reference_processors,
+    run_reference_net,
+)
 from turbonext.models.unet_motion import TurboNextUNetMotionModel
 
+logger = logging.get_logger(__name__)
+
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+REFERENCE_POSE_REQUIRED = (
+    "this model reads the reference image's pose (its pose guider has reference_features=True): pass "
+    "reference_pose=<the reference image's pose map, rendered like the pose_images: COCO-17 limbs on black>. "
+    "turbonext.live.prepare_reference(image, detector, size).pose_map detects and renders it."
+)
 _PIPELINE_TAKES_DTYPE = tuple(int(v) for v in diffusers_version.split(".")[:2]) >= (0, 42)
 
 
@@ -164,16 +176,37 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     # ------------------------------------------------------------------ reference
     @staticmethod
-    def _reference_key(image: torch.Tensor, prompt: str) -> str:
+    def _reference_key(image: torch.Tensor, prompt: str, pose: torch.Tensor | None = None) -> str:
         digest = hashlib.sha1(image.float().cpu().numpy().tobytes())
         digest.update(repr((tuple(image.shape), prompt)).encode())
+        if pose is not None:
+            digest.update(b"pose:" + pose.float().cpu().numpy().tobytes())
         return digest.hexdigest()
+
+    @property
+    def reads_reference_pose(self) -> bool:
+        """Whether this model needs ``reference_pose`` with every new reference image."""
+        return self.pose_guider.reads_reference_pose
+
+    def _reference_pose_tensor(self, reference_pose, size: tuple[int, int]) -> torch.Tensor | None:
+        """The reference's pose map as (3, H, W) in [0, 1] at ``size``; None when the model does not read it."""
+        if not self.reads_reference_pose:
+            if reference_pose is not None:
+                logger.warning("reference_pose is ignored: this model's pose guider has no reference branch.")
+            return None
+        if reference_pose is None:
+            raise ValueError(REFERENCE_POSE_REQUIRED)
+        pose = image_to_tensor(reference_pose, "reference_pose")  # (3, H, W)
+        if tuple(pose.shape[1:]) != tuple(size):
+            pose = torch.nn.functional.interpolate(pose[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+        return pose
 
     def model_revision(self) -> str:
         """A fingerprint of the weights that shape the reference tokens (ReferenceNet, encoder, text encoder)."""
         digest = hashlib.sha1()
         vae = self.encoder_vae if self.encoder_vae is not None else self.vae
-        for module in (self.reference_unet, vae, self.text_encoder):
+        modules = [self.reference_unet, vae, self.text_encoder] + ([self.pose_guider] if self.reads_reference_pose else [])
+        for module in modules:
             digest.update(type(module).__name__.encode())
             params = list(module.parameters())
             for p in (params[0], params[len(params) // 2], params[-1]):
@@ -182,7 +215,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     @torch.no_grad()
     def set_reference(self, image, prompt: str = "", height: int | None = None, width: int | None = None,
-                      feature_cache=None) -> ReferenceCache:
+                      feature_cache=None, reference_pose=None) -> ReferenceCache:
         """Run ReferenceNet ONCE on ``image`` and keep its tokens (and K/V projections) for every frame.
 
         Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass.
@@ -195,7 +228,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             ref = torch.nn.functional.interpolate(ref[None], size=(height, width), mode="bicubic", align_corners=False)[0]
         if ref.shape[1] % 8 or ref.shape[2] % 8:
             raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by 8.")
-        key = self._reference_key(ref, prompt)
+        ref_pose = self._reference_pose_tensor(reference_pose, tuple(ref.shape[1:]))  # (3, H, W) or None
+        key = self._reference_key(ref, prompt, ref_pose)
         cache = self.reference_state.cache
         if cache is not None and cache.key == key:
             return cache
@@ -212,12 +246,11 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 return cache
         latents = self.encode_images(ref[None].to(device)).to(self.reference_unet.dtype)  # (1, 4, h, w)
         text = self.encode_prompt(prompt, device).to(self.reference_unet.dtype)
-        cache = ReferenceCache(key=key)
-        self.reference_state.cache, self.reference_state.mode = cache, "write"
-        try:
-            self.reference_unet(latents, torch.zeros((), device=device), encoder_hidden_states=text, return_dict=False)
-        finally:
-            self.reference_state.mode = "read"
+        pose_features = None
+        if ref_pose is not None:
+            pose_features = self.pose_guider.encode_reference(ref_pose[None].to(device, self.pose_guider.dtype))
+        cache = run_reference_net(self.reference_unet, self.reference_state, latents, text, pose_features)
+        cache.key = key
         cache.precompute_kv(self.unet)
         if disk_key is not None:
             feature_cache.save_tensors(disk_key, cache.state_dict())
@@ -230,19 +263,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def stream(self, reference_image=None, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
                frames_per_level: int | None = None, generator: torch.Generator | None = None,
                compile: str | None = None, output_type: str = "pil", height: int | None = None,
-               width: int | None = None):
+               width: int | None = None, reference_pose=None):
         """A :class:`~turbonext.streaming.StreamSession` for live pose transfer (pipelined denoising).
 
         ``reference_image`` sets (or, if unchanged, reuses) the reference; ``None`` keeps the current one.
         ``frames_per_level`` (default ``window // num_inference_steps``) trades latency for throughput:
         each UNet call over ``window`` frames emits that many frames. ``compile``: a torch.compile mode
         such as "reduce-overhead" (CUDA graphs) or "max-autotune". ``height``/``width``: the pose
-        frames' size, to which the reference is resized (as in :meth:`__call__`).
+        frames' size, to which the reference is resized (as in :meth:`__call__`). ``reference_pose``: the
+        reference's pose map, for models that read it (see :meth:`set_reference`).
         """
         from turbonext.streaming import StreamSession
 
         if reference_image is not None:
-            self.set_reference(reference_image, prompt=prompt, height=height, width=width)
+            self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
         elif self.reference_state.cache is None:
             raise ValueError("no reference set: pass reference_image=... or call pipe.set_reference(image) first.")
         return StreamSession(self, prompt=prompt, num_inference_steps=num_inference_steps, window=window,
@@ -251,7 +285,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, pose_images, reference_image, num_inference_steps: int, guidance_scale: float,
-                     output_type: str, window_size: int, window_overlap: int, callback_on_step_end_tensor_inputs) -> torch.Tensor:
+                     output_type: str, window_size: int, window_overlap: int, callback_on_step_end_tensor_inputs,
+                     reference_pose=None) -> torch.Tensor:
         """Validate the inputs; returns the pose frames as a tensor (F, 3, H, W) in [0, 1]."""
         if pose_images is None:
             raise ValueError("pose_images is required: a list of pose images (one per output frame).")
@@ -261,6 +296,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"pose image size {height}x{width} (H x W) must be divisible by 8, e.g. 512x512.")
         if reference_image is None and self.reference_state.cache is None:
             raise ValueError("no reference set: pass reference_image=... or call pipe.set_reference(image) first.")
+        if reference_image is not None and reference_pose is None and self.reads_reference_pose:
+            raise ValueError(REFERENCE_POSE_REQUIRED)
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}.")
         if guidance_scale < 0:
@@ -296,6 +333,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         decode_chunk_size: int = 16,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
+        reference_pose=None,
     ) -> TurboNextPipelineOutput | tuple:
         r"""Render the person of ``reference_image`` in every pose of ``pose_images``.
 
@@ -310,6 +348,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 overlapping windows whose predictions are blended at every step (no seams).
             output_type: "pil", "np", "pt" or "latent".
             callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after each step.
+            reference_pose: the reference image's pose map, required with a new ``reference_image`` by
+                models that read it (:attr:`reads_reference_pose`); ignored by the others.
 
         Returns:
             :class:`TurboNextPipelineOutput` (or a tuple ``(frames,)`` if ``return_dict=False``).
@@ -318,14 +358,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self._guidance_scale = guidance_scale
         poses = self.check_inputs(
             pose_images, reference_image, num_inference_steps, guidance_scale, output_type, window_size,
-            window_overlap, callback_on_step_end_tensor_inputs,
+            window_overlap, callback_on_step_end_tensor_inputs, reference_pose,
         )
         num_frames, height, width = poses.shape[0], poses.shape[2], poses.shape[3]
         device, dtype = self._execution_device, self.unet.dtype
 
         # 2. reference (ReferenceNet runs only when the reference changes)
         if reference_image is not None:
-            self.set_reference(reference_image, prompt=prompt, height=height, width=width)
+            self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
 
         # 3. prompt and pose features (each pose frame through the guider once)
         text = self.encode_prompt(prompt, device).to(dtype)  # (1, 77, D)

@@ -117,10 +117,12 @@ class StreamSession:
         self._started = None
         self.stats = StreamStats()
 
-    def set_reference(self, image, prompt: str | None = None) -> None:
-        """Change the person: runs ReferenceNet once and restarts the stream."""
+    def set_reference(self, image, prompt: str | None = None, reference_pose=None) -> None:
+        """Change the person: runs ReferenceNet once and restarts the stream. ``reference_pose``: the
+        image's pose map, for models that read it (``pipe.reads_reference_pose``)."""
         self.pipe.set_reference(image, prompt=self.prompt if prompt is None else prompt,
-                                height=self._size[0] if self._size else None, width=self._size[1] if self._size else None)
+                                height=self._size[0] if self._size else None, width=self._size[1] if self._size else None,
+                                reference_pose=reference_pose)
         self.reset()
 
     @torch.no_grad()

@@ -3,6 +3,13 @@
 The output is added to the main UNet's hidden states right after ``conv_in`` (320 channels at
 1/8 resolution for SD1.5). The last layer is a zero-initialised convolution, so an untrained
 guider changes nothing.
+
+With ``reference_features=True`` the guider also encodes the REFERENCE image's pose, through the
+same encoder and its own zero-initialised output convolution (``reference_zero_conv``); those
+features are added after the ReferenceNet's ``conv_in``. The reference tokens and the target tokens
+then carry the same body-part code, so reference attention can match "left forearm" to "left
+forearm" by pose rather than infer body parts from the reference's pixels alone (UniAnimate feeds
+the reference pose for the same reason). Zero-initialised: switching it on changes nothing until trained.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ class PoseGuider(ModelMixin, ConfigMixin):
 
     Layers (defaults): Conv2d(3,32,k4,s2,p1) SiLU Conv2d(32,64,k4,s2,p1) SiLU
     Conv2d(64,128,k4,s2,p1) SiLU Conv2d(128,320,k3,s1,p1), then a zero-initialised
-    Conv2d(320,320,k1) (``zero_conv``).
+    Conv2d(320,320,k1) (``zero_conv``); with ``reference_features``, a second zero-initialised
+    Conv2d(320,320,k1) (``reference_zero_conv``) for :meth:`encode_reference`.
     """
 
     @register_to_config
@@ -29,6 +37,7 @@ class PoseGuider(ModelMixin, ConfigMixin):
         conditioning_channels: int = 3,
         block_out_channels: tuple[int, ...] = (32, 64, 128),
         out_channels: int = 320,
+        reference_features: bool = False,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -41,15 +50,46 @@ class PoseGuider(ModelMixin, ConfigMixin):
         self.zero_conv = nn.Conv2d(out_channels, out_channels, kernel_size=1)
         nn.init.zeros_(self.zero_conv.weight)
         nn.init.zeros_(self.zero_conv.bias)
+        if reference_features:
+            self.reference_zero_conv = nn.Conv2d(out_channels, out_channels, kernel_size=1)
+            nn.init.zeros_(self.reference_zero_conv.weight)
+            nn.init.zeros_(self.reference_zero_conv.bias)
 
     @property
     def downscale_factor(self) -> int:
         return 2 ** len(self.config.block_out_channels)
 
-    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+    @property
+    def reads_reference_pose(self) -> bool:
+        """Whether the model this guider belongs to needs the reference image's pose."""
+        return bool(self.config.reference_features)
+
+    def _check(self, pose: torch.Tensor) -> None:
         if pose.ndim != 4 or pose.shape[1] != self.config.conditioning_channels:
             raise ValueError(
                 f"PoseGuider expects pose images of shape (N, {self.config.conditioning_channels}, H, W), "
                 f"got {tuple(pose.shape)}."
             )
+
+    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+        self._check(pose)
         return self.zero_conv(self.encoder(pose))  # (N, out_channels, H/8, W/8)
+
+    def encode_reference(self, pose: torch.Tensor) -> torch.Tensor:
+        """The reference image's pose (N, 3, H, W) -> features (N, C, H/8, W/8) for the ReferenceNet's ``conv_in``."""
+        if not self.config.reference_features:
+            raise ValueError("this PoseGuider was built without reference_features=True; it has no reference branch.")
+        self._check(pose)
+        return self.reference_zero_conv(self.encoder(pose))
+
+    @classmethod
+    def with_reference_features(cls, guider: "PoseGuider") -> "PoseGuider":
+        """A copy of ``guider`` with a (zero-initialised) reference branch; the rest of its weights kept."""
+        if guider.config.reference_features:
+            return guider
+        config = {k: v for k, v in guider.config.items() if not k.startswith("_")}
+        new = cls(**{**config, "reference_features": True})
+        missing, unexpected = new.load_state_dict(guider.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("reference_zero_conv.") for k in missing), (missing, unexpected)
+        new = new.to(guider.device)
+        return new if guider.dtype == torch.float32 else new.to(guider.dtype)

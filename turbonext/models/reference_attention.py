@@ -23,6 +23,7 @@ __all__ = [
     "ReferenceReadProcessor",
     "spatial_self_attention_names",
     "install_reference_processors",
+    "run_reference_net",
 ]
 
 
@@ -161,3 +162,32 @@ def install_reference_processors(unet: torch.nn.Module, state: ReferenceState, r
     for name in names:
         unet.get_submodule(name).set_processor(cls(name, state))
     return names
+
+
+def run_reference_net(reference_unet: torch.nn.Module, state: ReferenceState, latents: torch.Tensor,
+                      text: torch.Tensor, pose_features: torch.Tensor | None = None) -> ReferenceCache:
+    """ReferenceNet "write" pass: ``state.cache`` becomes a new cache holding every ``attn1`` input.
+
+    ``latents`` (B_ref, 4, h, w); ``text`` (B_ref, 77, D); ``pose_features`` (B_ref, C, h, w), the
+    reference pose encoded by :meth:`PoseGuider.encode_reference`, added to the output of the
+    ReferenceNet's ``conv_in`` (as the target pose is added after the main UNet's). Leaves
+    ``state.mode == "read"``. Gradients flow if enabled by the caller.
+    """
+    hook = None
+    if pose_features is not None:
+        def add_pose(module, inputs, output):
+            if output.shape != pose_features.shape:
+                raise ValueError(f"reference pose features {tuple(pose_features.shape)} do not match the "
+                                 f"ReferenceNet's conv_in output {tuple(output.shape)}.")
+            return output + pose_features.to(output.dtype)
+
+        hook = reference_unet.conv_in.register_forward_hook(add_pose)
+    cache = ReferenceCache()
+    state.cache, state.mode = cache, "write"
+    try:
+        reference_unet(latents, torch.zeros((), device=latents.device), encoder_hidden_states=text, return_dict=False)
+    finally:
+        state.mode = "read"
+        if hook is not None:
+            hook.remove()
+    return cache

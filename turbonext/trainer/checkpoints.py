@@ -91,6 +91,10 @@ def load_trained_parts(folder: str | Path, pipe: TurboNextPipeline) -> int:
     """Load a checkpoint's trained weights into ``pipe`` in place (same module objects); returns its step."""
     folder = Path(folder)
     guider = PoseGuider.from_pretrained(folder / "pose_guider", use_safetensors=True)
+    if guider.reads_reference_pose and not pipe.pose_guider.reads_reference_pose:
+        raise ValueError(f"{folder} was trained with reference_pose: true; set reference_pose: true to load it.")
+    if pipe.pose_guider.reads_reference_pose and not guider.reads_reference_pose:
+        guider = PoseGuider.with_reference_features(guider)  # its new reference branch starts at zero
     pipe.pose_guider.load_state_dict(guider.state_dict())
     load_unet_params(pipe.unet, load_file(str(folder / UNET_WEIGHTS)))
     if (folder / "reference_unet").is_dir():

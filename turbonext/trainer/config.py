@@ -44,6 +44,7 @@ class TrainConfig:
     train_reference_unet: bool = False
     train_motion_modules: bool = False
     train_full_unet: bool = False  # every main-UNet weight (only for from-scratch tiny models; not the design)
+    reference_pose: bool = False  # the pose guider also encodes the reference's pose into the ReferenceNet
     # --- data
     dataset_dir: str = "dataset"  # dataset/<video_id>/<scene_id>/{images,poses}/00001.jpg
     split: str | None = None  # a split name of <dataset_dir>/split.json (e.g. "train"); None = all scenes

@@ -96,7 +96,8 @@ def _choice(items: list):
 
 
 class PoseVideoDataset(Dataset):
-    """Samples ``{"reference": (3, H, W), "frames": (F, 3, H, W), "poses": (F, 3, H, W)}`` in [0, 1].
+    """Samples ``{"reference": (3, H, W), "reference_pose": (3, H, W), "frames": (F, 3, H, W), "poses": (F, 3, H, W)}``
+    in [0, 1].
 
     Every clip start of every scene long enough for ``num_frames`` (with ``frame_stride``) is one
     sample; the reference is drawn at random each time with torch's RNG (seeded by ``accelerate.utils.set_seed``
@@ -129,16 +130,19 @@ class PoseVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.clips)
 
-    def reference_path(self, scene_index: int, clip: list[int]) -> Path:
-        """A frame of the same person: another scene of the same video, else a distant frame of this one."""
+    def reference_frame(self, scene_index: int, clip: list[int]) -> tuple[Path, Path]:
+        """(image, pose map) of a frame of the same person: another scene of the same video, else a distant
+        frame of this one."""
         others = [j for j in self.by_video[self.scenes[scene_index].video] if j != scene_index]
         if others:
             scene = self.scenes[_choice(others)]
-            return _choice(scene.images)
-        scene = self.scenes[scene_index]
-        far = [k for k in range(len(scene.images)) if min(abs(k - c) for c in clip) >= self.reference_min_distance]
-        outside = [k for k in range(len(scene.images)) if k not in clip]
-        return scene.images[_choice(far or outside or clip)]
+            k = _choice(list(range(len(scene.images))))
+        else:
+            scene = self.scenes[scene_index]
+            far = [k for k in range(len(scene.images)) if min(abs(k - c) for c in clip) >= self.reference_min_distance]
+            outside = [k for k in range(len(scene.images)) if k not in clip]
+            k = _choice(far or outside or clip)
+        return scene.images[k], scene.poses[k]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         scene_index, start = self.clips[index]
@@ -147,8 +151,11 @@ class PoseVideoDataset(Dataset):
         size = self.resolution
         frames = torch.stack([load_image(scene.images[k], size, Image.Resampling.BICUBIC) for k in clip])  # (F, 3, H, W)
         poses = torch.stack([load_image(scene.poses[k], size, Image.Resampling.BILINEAR) for k in clip])  # (F, 3, H, W)
-        reference = load_image(self.reference_path(scene_index, clip), size, Image.Resampling.BICUBIC)  # (3, H, W)
+        ref_image, ref_pose = self.reference_frame(scene_index, clip)
+        reference = load_image(ref_image, size, Image.Resampling.BICUBIC)  # (3, H, W)
+        reference_pose = load_image(ref_pose, size, Image.Resampling.BILINEAR)  # (3, H, W)
         if self.color_augmentation > 0 and float(torch.rand(())) < self.color_augmentation:
             order = torch.randperm(3)  # the same channel order for the reference and the target
             frames, reference = frames[:, order], reference[order]
-        return {"reference": reference, "frames": frames.clamp(0, 1), "poses": poses.clamp(0, 1)}
+        return {"reference": reference, "reference_pose": reference_pose.clamp(0, 1), "frames": frames.clamp(0, 1),
+                "poses": poses.clamp(0, 1)}

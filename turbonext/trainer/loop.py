@@ -98,7 +98,8 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
         target = _per_frame(noise_scheduler.get_velocity, latents, noise, timesteps)
     else:
         target = noise
-    pred = model(noisy, timesteps, ref_latents, text.expand(b, -1, -1), poses)  # (B, 4, F, h, w)
+    ref_poses = batch.get("reference_pose") if pipe.pose_guider.reads_reference_pose else None  # (B, 3, H, W)
+    pred = model(noisy, timesteps, ref_latents, text.expand(b, -1, -1), poses, ref_poses)  # (B, 4, F, h, w)
     weights = None
     if cfg.pose_loss_weighting:
         weights = pose_loss_weights(poses, tuple(latents.shape[-2:]), cfg.pose_loss_strength,

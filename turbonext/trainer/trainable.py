@@ -22,6 +22,10 @@ def build_pipeline(cfg: TrainConfig, torch_dtype: torch.dtype | None = None) -> 
         pose_guider=cfg.pose_guider, reference_unet=cfg.reference_unet, encode_with_sd_vae=cfg.encode_with_sd_vae,
         revision=cfg.revision, torch_dtype=torch_dtype,
     )
+    if cfg.reference_pose and not pipe.pose_guider.reads_reference_pose:
+        from turbonext.models.pose_guider import PoseGuider
+
+        pipe.register_modules(pose_guider=PoseGuider.with_reference_features(pipe.pose_guider))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

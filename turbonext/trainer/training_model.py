@@ -11,12 +11,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from turbonext.models.reference_attention import ReferenceCache
+from turbonext.models.reference_attention import run_reference_net
 from turbonext.pipeline_turbonext import TurboNextPipeline
 
 
 class TrainingModel(nn.Module):
-    """``forward(noisy, timesteps, ref_latents, text, poses) -> predicted noise (B, 4, F, h, w)``."""
+    """``forward(noisy, timesteps, ref_latents, text, poses[, ref_poses]) -> predicted noise (B, 4, F, h, w)``."""
 
     def __init__(self, pipe: TurboNextPipeline, train_reference_unet: bool = False):
         super().__init__()
@@ -27,21 +27,27 @@ class TrainingModel(nn.Module):
         self.train_reference_unet = train_reference_unet
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, ref_latents: torch.Tensor, text: torch.Tensor,
-                poses: torch.Tensor) -> torch.Tensor:
-        """noisy (B, 4, F, h, w); timesteps (B,) or (B, F); ref_latents (B, 4, h, w); text (B, 77, D); poses (B, F, 3, H, W).
+                poses: torch.Tensor, ref_poses: torch.Tensor | None = None) -> torch.Tensor:
+        """noisy (B, 4, F, h, w); timesteps (B,) or (B, F); ref_latents (B, 4, h, w); text (B, 77, D);
+        poses (B, F, 3, H, W); ref_poses (B, 3, H, W), the reference's pose, required when the pose
+        guider has a reference branch (``reference_features``) and ignored otherwise.
 
         Leaves the reference tokens in ``state.cache`` in "read" mode: gradient checkpointing re-reads
         them during backward. Call :meth:`release` after the optimizer step.
         """
         num_frames = noisy.shape[2]
-        # 1. ReferenceNet "write": every attn1 input is recorded, with gradients only if it trains
-        self.state.cache, self.state.mode = ReferenceCache(), "write"
+        # 1. ReferenceNet "write": every attn1 input is recorded. Gradients reach it when it trains, and
+        #    always reach the pose guider's reference branch through it.
         ref_dtype = self.reference_unet.dtype
-        with torch.set_grad_enabled(self.train_reference_unet and torch.is_grad_enabled()):
-            self.reference_unet(ref_latents.to(ref_dtype), torch.zeros((), device=noisy.device),
-                                encoder_hidden_states=text.to(ref_dtype), return_dict=False)
+        ref_pose_features = None
+        if self.pose_guider.reads_reference_pose:
+            if ref_poses is None:
+                raise ValueError("this pose guider reads the reference pose: pass ref_poses (B, 3, H, W).")
+            ref_pose_features = self.pose_guider.encode_reference(ref_poses).to(ref_dtype)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (self.train_reference_unet or ref_pose_features is not None)):
+            run_reference_net(self.reference_unet, self.state, ref_latents.to(ref_dtype), text.to(ref_dtype),
+                              ref_pose_features)
         # 2. main UNet "read": cache.kv is empty, so each layer projects the tokens with its own to_k/to_v
-        self.state.mode = "read"
         pose_features = self.pose_guider(poses.flatten(0, 1))  # (B*F, 320, h, w)
         return self.unet(noisy, timesteps, encoder_hidden_states=text.repeat_interleave(num_frames, dim=0),
                          pose_features=pose_features, return_dict=False)[0]  # (B, 4, F, h, w)

@@ -30,6 +30,7 @@ class ValidationClip:
     reference: Image.Image
     poses: list[Image.Image]
     frames: list[Image.Image]
+    reference_pose: Image.Image | None = None  # the reference's pose map (for models that read it)
 
 
 def _pil(path: Path, size: int) -> Image.Image:
@@ -44,12 +45,12 @@ def pick_validation_clip(dataset_dir: str | Path, split: str | None, size: int, 
     scene = scenes[0]
     others = [s for s in scan_scenes(dataset_dir) if s.video == scene.video and s.name != scene.name]
     if others:
-        ref_path, start = others[0].images[0], 0
+        ref_path, ref_pose_path, start = others[0].images[0], others[0].poses[0], 0
     else:
-        ref_path, start = scene.images[0], min(1, len(scene.images) - 1)
+        ref_path, ref_pose_path, start = scene.images[0], scene.poses[0], min(1, len(scene.images) - 1)
     idx = list(range(start, min(start + num_frames, len(scene.images))))
     return ValidationClip(
-        name=scene.name, reference=_pil(ref_path, size),
+        name=scene.name, reference=_pil(ref_path, size), reference_pose=_pil(ref_pose_path, size),
         poses=[_pil(scene.poses[k], size) for k in idx], frames=[_pil(scene.images[k], size) for k in idx],
     )
 
@@ -60,7 +61,8 @@ def render_validation(pipe: TurboNextPipeline, clip: ValidationClip, num_inferen
     pipe.clear_reference()  # weights changed since the last call: never reuse a cache
     try:
         out = pipe(reference_image=clip.reference, pose_images=clip.poses, num_inference_steps=num_inference_steps,
-                   generator=torch.Generator().manual_seed(seed), output_type="pil")
+                   generator=torch.Generator().manual_seed(seed), output_type="pil",
+                   reference_pose=clip.reference_pose if pipe.reads_reference_pose else None)
     finally:
         pipe.clear_reference()
     return list(out.frames)
