@@ -168,3 +168,21 @@ def test_eval_passes_each_reference_its_pose(tiny_pipe_factory, tmp_path):
                       num_frames=2)
     assert result["num_sequences"] >= 1 and len(seen) == result["num_sequences"]
     assert all(pose is not None and np.asarray(pose).max() > 0 for pose in seen)
+
+
+def test_reference_pose_ablation_switches_the_branch_off_and_restores_it(tiny_pipe_factory, tiny_pipe):
+    from turbonext.ablations import ABLATIONS, REFERENCE_POSE_ABLATION, ablations_for
+
+    pipe = with_reference_branch(tiny_pipe_factory())
+    assert set(ablations_for(tiny_pipe)) == set(ABLATIONS)
+    variants = ablations_for(pipe)
+    assert set(variants) == set(ABLATIONS) | {REFERENCE_POSE_ABLATION}
+    weight = pipe.pose_guider.reference_zero_conv.weight.detach().clone()
+    full = run(pipe, reference_pose=ref_pose(0))
+    with variants[REFERENCE_POSE_ABLATION](pipe):
+        pipe.clear_reference()
+        a = run(pipe, reference_pose=ref_pose(0))
+        pipe.clear_reference()
+        np.testing.assert_array_equal(run(pipe, reference_pose=ref_pose(1)), a)  # the pose no longer matters
+    assert np.abs(a - full).mean() > 1e-4
+    torch.testing.assert_close(pipe.pose_guider.reference_zero_conv.weight, weight)

@@ -21,10 +21,20 @@ def reference_attention_disabled(pipe) -> Iterator[None]:
         pipe.reference_state.enabled = before
 
 
-@contextlib.contextmanager
-def pose_guider_zeroed(pipe) -> Iterator[None]:
+def pose_guider_zeroed(pipe) -> contextlib.AbstractContextManager:
     """The pose guider's output is zero (its zero conv set to zero), so the pose cannot steer."""
-    conv = pipe.pose_guider.zero_conv
+    return _zeroed(pipe.pose_guider.zero_conv)
+
+
+def reference_pose_zeroed(pipe) -> contextlib.AbstractContextManager:
+    """The reference's pose features are zero (the guider's reference branch set to zero): the
+    ReferenceNet sees the reference image only, as in a model without the branch."""
+    return _zeroed(pipe.pose_guider.reference_zero_conv)
+
+
+@contextlib.contextmanager
+def _zeroed(conv: torch.nn.Module) -> Iterator[None]:
+    """``conv``'s parameters are zero inside the block and restored after it."""
     saved = [p.detach().clone() for p in conv.parameters()]
     with torch.no_grad():
         for p in conv.parameters():
@@ -42,12 +52,20 @@ ABLATIONS: dict[str, Callable[[Any], contextlib.AbstractContextManager]] = {
     "no reference attention": reference_attention_disabled,
     "pose guider zeroed": pose_guider_zeroed,
 }
+REFERENCE_POSE_ABLATION = "reference pose zeroed"  # only for models that read the reference pose
+
+
+def ablations_for(pipe) -> dict[str, Callable[[Any], contextlib.AbstractContextManager]]:
+    """The ablations that apply to ``pipe``: :data:`ABLATIONS`, plus the reference pose one where it reads it."""
+    if getattr(pipe, "reads_reference_pose", False):
+        return {**ABLATIONS, REFERENCE_POSE_ABLATION: reference_pose_zeroed}
+    return dict(ABLATIONS)
 
 
 def evaluate_ablations(pipe, evaluate_fn: Callable[..., dict], **kwargs) -> dict[str, dict]:
-    """``evaluate_fn(pipe, **kwargs)`` for the model and each ablation; {name: result}."""
+    """``evaluate_fn(pipe, **kwargs)`` for the model and each ablation that applies to it; {name: result}."""
     results = {}
-    for name, ablate in ABLATIONS.items():
+    for name, ablate in ablations_for(pipe).items():
         if hasattr(pipe, "clear_reference"):
             pipe.clear_reference()  # every variant computes its own reference pass
         with ablate(pipe):
