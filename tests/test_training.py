@@ -212,6 +212,25 @@ def test_dataset_reference_pose_is_the_reference_frames_pose(tiny_data):
                    for img, pose in pairs)
 
 
+def test_same_scene_reference_draws_a_distant_frame_of_the_clips_own_scene(tiny_data):
+    ds = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train", same_scene_reference=1.0,
+                          reference_min_distance=2)
+    scene_index = ds.clips[0][0]
+    scene = ds.scenes[scene_index]
+    for seed in range(6):
+        torch.manual_seed(seed)
+        image, pose = ds.reference_frame(scene_index, [0, 1])
+        assert image in scene.images[3:] and pose == scene.poses[scene.images.index(image)]  # >= 2 frames away
+    half = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train", same_scene_reference=0.5)
+    torch.manual_seed(0)
+    own = [half.reference_frame(scene_index, [0, 1])[0] in scene.images for _ in range(40)]
+    assert 5 < sum(own) < 35  # both kinds are drawn
+    with pytest.raises(ValueError, match="same_scene_reference"):
+        PoseVideoDataset(tiny_data, same_scene_reference=-0.1)
+    with pytest.raises(ValueError, match="same_scene_reference"):
+        TrainConfig(same_scene_reference=2.0).validate()
+
+
 def test_config_rejects_unknown_keys_and_bad_values(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("learning_rat: 1.0e-4\nresolution: 64\n")

@@ -53,6 +53,7 @@ class TrainConfig:
     frame_stride: int = 1  # take every k-th frame inside a clip
     reference_min_distance: int = 8  # same-scene references must be at least this many frames from the clip
     color_augmentation: float = 0.0  # probability of one RGB channel permutation shared by reference and clip
+    same_scene_reference: float = 0.0  # probability of a reference from the clip's own scene (a nearby pose)
     prompt: str = ""  # text condition for every sample (SD1.5 needs one; empty is fine)
     dataloader_num_workers: int = 0
     # --- optimisation
@@ -110,8 +111,9 @@ class TrainConfig:
             raise ValueError(f"checkpoints_total_limit must be >= 1 or null, got {self.checkpoints_total_limit}.")
         if not 0.0 <= self.per_frame_timesteps <= 1.0:
             raise ValueError(f"per_frame_timesteps is a probability in [0, 1]; got {self.per_frame_timesteps}.")
-        if not 0.0 <= self.color_augmentation <= 1.0:
-            raise ValueError(f"color_augmentation is a probability in [0, 1]; got {self.color_augmentation}.")
+        for name in ("color_augmentation", "same_scene_reference"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
         if self.learning_rate <= 0 or self.pose_loss_strength < 0:
             raise ValueError("learning_rate must be > 0 and pose_loss_strength >= 0.")
         return self

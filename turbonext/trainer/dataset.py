@@ -3,6 +3,9 @@
 One sample = a reference frame of the same person (another scene of the same video when there is
 one, else a frame of the same scene far from the clip) + a clip of ``num_frames`` consecutive target
 frames with their pose maps. ``num_frames=1`` is the image stage, 16 the video stage.
+``same_scene_reference`` (a probability) takes the reference from the clip's own scene instead (at
+least ``reference_min_distance`` frames away): a pose close to the target's, so that copying through
+reference attention pays off early in training (a curriculum; other scenes teach large pose changes).
 
 ``color_augmentation`` (a probability) permutes the RGB channels of the reference and the target
 frames with ONE random permutation per sample (pose maps untouched). A model that could otherwise
@@ -105,9 +108,12 @@ class PoseVideoDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, resolution: int = 512, num_frames: int = 1, frame_stride: int = 1,
-                 split: str | None = None, reference_min_distance: int = 8, color_augmentation: float = 0.0):
-        if not 0.0 <= color_augmentation <= 1.0:
-            raise ValueError(f"color_augmentation is a probability in [0, 1]; got {color_augmentation}.")
+                 split: str | None = None, reference_min_distance: int = 8, color_augmentation: float = 0.0,
+                 same_scene_reference: float = 0.0):
+        for name, p in (("color_augmentation", color_augmentation), ("same_scene_reference", same_scene_reference)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1]; got {p}.")
+        self.same_scene_reference = same_scene_reference
         self.color_augmentation = color_augmentation
         self.resolution = resolution
         self.num_frames = num_frames
@@ -131,9 +137,11 @@ class PoseVideoDataset(Dataset):
         return len(self.clips)
 
     def reference_frame(self, scene_index: int, clip: list[int]) -> tuple[Path, Path]:
-        """(image, pose map) of a frame of the same person: another scene of the same video, else a distant
-        frame of this one."""
+        """(image, pose map) of a frame of the same person: another scene of the same video (unless the
+        ``same_scene_reference`` draw says otherwise), else a distant frame of this one."""
         others = [j for j in self.by_video[self.scenes[scene_index].video] if j != scene_index]
+        if others and self.same_scene_reference > 0 and float(torch.rand(())) < self.same_scene_reference:
+            others = []  # this time: a distant frame of the clip's own scene
         if others:
             scene = self.scenes[_choice(others)]
             k = _choice(list(range(len(scene.images))))
