@@ -186,3 +186,36 @@ def test_reference_pose_ablation_switches_the_branch_off_and_restores_it(tiny_pi
         np.testing.assert_array_equal(run(pipe, reference_pose=ref_pose(1)), a)  # the pose no longer matters
     assert np.abs(a - full).mean() > 1e-4
     torch.testing.assert_close(pipe.pose_guider.reference_zero_conv.weight, weight)
+
+
+class NobodyDetector(FakeDetector):
+    def detect(self, image):
+        return []
+
+
+def test_cli_generate_gives_the_model_the_reference_pose(tiny_pipe_factory, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    import turbonext.pose.detectors as detectors
+    from turbonext.cli import main as turbonext_main
+
+    folder = tmp_path / "model"
+    with_reference_branch(tiny_pipe_factory()).save_pretrained(folder)
+    # built-in synthetic inputs: the demo reference comes with its pose map
+    assert turbonext_main(["generate", "--model", str(folder), "--out", str(tmp_path / "a.mp4"), "--max-frames", "3",
+                           "--steps", "1", "--device", "cpu"]) == 0
+    # a user's photo: the person's pose is detected (and the photo cropped around them)
+    poses = tmp_path / "poses"
+    poses.mkdir()
+    for i, p in enumerate(make_pose_frames(3)):
+        Image.fromarray(p).save(poses / f"{i:03d}.png")
+    Image.fromarray(webcam_frame(5, 80, 60)).save(tmp_path / "me.png")
+    monkeypatch.setattr(detectors, "get_detector", lambda *a, **k: FakeDetector())
+    args = ["generate", "--model", str(folder), "--poses", str(poses), "--reference", str(tmp_path / "me.png"),
+            "--steps", "1", "--device", "cpu"]
+    assert turbonext_main(args + ["--out", str(tmp_path / "b.mp4")]) == 0
+    assert len(list((tmp_path / "b").glob("*.png"))) == 3
+    capsys.readouterr()
+    monkeypatch.setattr(detectors, "get_detector", lambda *a, **k: NobodyDetector())
+    assert turbonext_main(args + ["--out", str(tmp_path / "c.mp4")]) == 2
+    assert "no person was found" in capsys.readouterr().err
