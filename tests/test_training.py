@@ -198,6 +198,19 @@ def test_reference_pose_run_trains_the_branch_checkpoints_and_exports(first_run,
     with pytest.raises(ValueError, match="reference_pose: true"):
         load_init_checkpoint(make_cfg(init_checkpoint=str(ckpt)), build_pipeline(make_cfg()))
 
+    # --drop-reference-pose: no branch, no reference pose needed, and it renders the branch-zeroed model
+    from turbonext.ablations import reference_pose_zeroed
+
+    assert cli_main([str(ckpt), str(tmp_path / "dropped"), "--drop-reference-pose"]) == 0
+    dropped = TurboNextPipeline.from_pretrained(tmp_path / "dropped")
+    assert not dropped.reads_reference_pose and not hasattr(dropped.pose_guider, "reference_zero_conv")
+    ref, pose = np.full((64, 64, 3), 90, np.uint8), np.zeros((64, 64, 3), np.uint8)
+    pose[10:50, 30:34] = 255
+    kwargs = dict(reference_image=ref, pose_images=[pose, pose[:, ::-1]], num_inference_steps=2, output_type="latent")
+    with reference_pose_zeroed(pipe):
+        expected = pipe(**kwargs, reference_pose=pose, generator=torch.Generator().manual_seed(0)).frames
+    torch.testing.assert_close(dropped(**kwargs, generator=torch.Generator().manual_seed(0)).frames, expected)
+
 
 def test_dataset_reference_pose_is_the_reference_frames_pose(tiny_data):
     ds = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train")

@@ -85,11 +85,19 @@ class PoseGuider(ModelMixin, ConfigMixin):
     @classmethod
     def with_reference_features(cls, guider: "PoseGuider") -> "PoseGuider":
         """A copy of ``guider`` with a (zero-initialised) reference branch; the rest of its weights kept."""
-        if guider.config.reference_features:
-            return guider
+        return guider if guider.config.reference_features else cls._copy(guider, True)
+
+    @classmethod
+    def without_reference_features(cls, guider: "PoseGuider") -> "PoseGuider":
+        """A copy of ``guider`` without its reference branch (same as that branch set to zero)."""
+        return cls._copy(guider, False) if guider.config.reference_features else guider
+
+    @classmethod
+    def _copy(cls, guider: "PoseGuider", reference_features: bool) -> "PoseGuider":
         config = {k: v for k, v in guider.config.items() if not k.startswith("_")}
-        new = cls(**{**config, "reference_features": True})
+        new = cls(**{**config, "reference_features": reference_features})
         missing, unexpected = new.load_state_dict(guider.state_dict(), strict=False)
-        assert not unexpected and all(k.startswith("reference_zero_conv.") for k in missing), (missing, unexpected)
+        extra = missing + unexpected
+        assert all(k.startswith("reference_zero_conv.") for k in extra), extra
         new = new.to(guider.device)
         return new if guider.dtype == torch.float32 else new.to(guider.dtype)

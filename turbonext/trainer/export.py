@@ -6,6 +6,9 @@ adapter, TAESD), the trained parts from the checkpoint; the result is written wi
 Optionally LCM-LoRA is fused into the exported UNet for 4-step inference, the scheduler is switched to
 ``LCMScheduler`` (``scheduler="lcm"``, as for the embedded demo model) and the weights are stored in
 half precision (``dtype="fp16"``; ``from_pretrained`` loads them back in fp32 on a CPU).
+``drop_reference_pose`` removes a pose guider's reference branch (``reference_pose: true`` runs) when
+the eval's "reference pose zeroed" ablation shows it carries nothing: the exported model then renders
+exactly that ablation and needs no reference pose at inference.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SCHEDULERS = ("base", "lcm")
 
 def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str | None = None,
                     lcm_lora_scale: float = 1.0, overrides: list[str] | tuple[str, ...] = (),
-                    scheduler: str = "base", dtype: str = "fp32") -> TurboNextPipeline:
+                    scheduler: str = "base", dtype: str = "fp32", drop_reference_pose: bool = False) -> TurboNextPipeline:
     """Assemble base components + a checkpoint's trained parts and ``save_pretrained`` to ``out_dir``.
 
     Args:
@@ -41,6 +44,7 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
         scheduler: "base" keeps the base's scheduler (LCM when ``lcm_lora`` is fused); "lcm" saves an
             ``LCMScheduler`` built from the base scheduler's config (few-step sampling).
         dtype: "fp32", "fp16" or "bf16": the precision the weights are stored in.
+        drop_reference_pose: export the pose guider without its reference branch (if it has one).
     """
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {scheduler!r}.")
@@ -56,6 +60,11 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
     pipe = build_pipeline(cfg)
     checkpoints.load_init_checkpoint(cfg, pipe)
     step = checkpoints.load_trained_parts(folder, pipe)
+    if drop_reference_pose and pipe.pose_guider.reads_reference_pose:
+        from turbonext.models.pose_guider import PoseGuider
+
+        pipe.register_modules(pose_guider=PoseGuider.without_reference_features(pipe.pose_guider))
+        logger.info("dropped the pose guider's reference branch: the export needs no reference pose")
     if lcm_lora is not None:
         pipe.fuse_lcm_lora(lcm_lora, scale=lcm_lora_scale)
     if scheduler == "lcm":
@@ -78,12 +87,15 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scheduler", choices=SCHEDULERS, default="base",
                         help="'lcm' saves an LCMScheduler (few-step sampling) instead of the base's scheduler")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="precision of the stored weights")
+    parser.add_argument("--drop-reference-pose", action="store_true",
+                        help="export without the pose guider's reference branch (reference_pose runs), e.g. when "
+                             "the 'reference pose zeroed' ablation shows it carries nothing")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the checkpoint's config (e.g. base=...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         export_pipeline(args.checkpoint, args.out_dir, args.lcm_lora, args.lcm_lora_scale, args.overrides,
-                        scheduler=args.scheduler, dtype=args.dtype)
+                        scheduler=args.scheduler, dtype=args.dtype, drop_reference_pose=args.drop_reference_pose)
     except ValueError as err:
         parser.error(str(err))
     print(f"wrote {args.out_dir}; load it with TurboNextPipeline.from_pretrained({str(args.out_dir)!r})")
