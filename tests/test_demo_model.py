@@ -9,10 +9,11 @@ from turbonext.driving import synthetic_demo_inputs
 from turbonext.loading import demo_model_path
 from turbonext.metrics import silhouette_iou, ssim
 
-# Measured on these 4 frames (seed 0, CPU, fp32): SSIM 0.835/0.051/0.829/0.817 (mean 0.63), IoU 0.54/0.10/
-# 0.53/0.51 (mean 0.42). A black frame scores SSIM 0.86 but IoU 0.0: IoU is the meaningful bar here.
+# Measured on these 4 frames (seed 0, CPU, fp32, torch 2.13): SSIM 0.836/0.058/0.836/0.829 (mean 0.64), IoU
+# 0.589/0.105/0.598/0.589 (mean 0.47); the second frame is the noisy-background one (turbonext/demo/README.md).
+# A black frame scores SSIM 0.86 but IoU 0.0: IoU is the meaningful bar here.
 MIN_SSIM = 0.5
-MIN_IOU = 0.3
+MIN_IOU = 0.4
 
 
 def test_demo_model_ships_small_and_in_safetensors():

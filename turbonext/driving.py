@@ -66,7 +66,7 @@ def poses_from_video(video: str | Path, size: int, detector="auto", fps: float |
             for p in people]
 
 
-DEMO_DATASET_IDENTITIES = 30  # the demo model trained on `turbonext synthetic --identities 30` (the last 2 held out)
+DEMO_DATASET_IDENTITIES = 120  # the demo model trained on `turbonext synthetic --identities 120` (the last 2 held out)
 
 
 class DemoInputs(NamedTuple):
