@@ -3,8 +3,10 @@
 Renders the demo inputs (a held-out identity) with the embedded model, or another pipeline folder, and
 prints, per output frame, the mean brightness of the pixels that are black in the ground truth
 (0 = a clean background). Variants: two seeds; windows of 4 frames instead of one window of 8; one
-pose repeated 8 times. If the same frame index is noisy across windows and poses but not across
-seeds, the cause is that frame's initial noise, not its position in the window.
+pose repeated 8 times; and seed 0's noise with each frame's per-channel mean (its constant,
+lowest-frequency part) removed. If the same frame index is noisy across windows and poses but not
+across seeds, the cause is that frame's initial noise, not its position in the window; if removing
+the per-channel means cleans it, the few-step model fails to remove a constant offset of the noise.
 
     python examples/demo_background_check.py [--model turbonext-demo] [--frames 8]
 """
@@ -13,6 +15,7 @@ import argparse
 
 import numpy as np
 import torch
+from diffusers.utils.torch_utils import randn_tensor
 
 from turbonext import TurboNextPipeline
 from turbonext.driving import synthetic_demo_inputs
@@ -46,6 +49,14 @@ def main() -> None:
     print(f"seed 0, windows of 4    {background_brightness(render(0, window_size=4, window_overlap=0), demo.truth)}")
     print(f"seed 0, first pose x{args.frames}  "
           f"{background_brightness(render(0, poses=[demo.poses[0]] * args.frames), [demo.truth[0]] * args.frames)}")
+    h = w = 256 // pipe.vae_scale_factor
+    noise = randn_tensor((1, pipe.unet.config.in_channels, args.frames, h, w), generator=torch.Generator().manual_seed(0),
+                         device=torch.device("cpu"), dtype=torch.float32)  # what the pipeline draws for seed 0
+    means = noise.mean(dim=(3, 4))  # (1, C, F): each frame's per-channel offset
+    print(f"seed 0, offsets removed {background_brightness(render(0, latents=noise - means[..., None, None]), demo.truth)}")
+    worst = means[0].abs().max(dim=0).values  # (F,)
+    print(f"largest |per-channel mean| of each frame's noise: {[round(float(v), 3) for v in worst]} "
+          f"(standard error {1 / h:.3f})")
 
 
 if __name__ == "__main__":
