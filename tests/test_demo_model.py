@@ -34,3 +34,27 @@ def test_demo_model_renders_a_held_out_identity():
     scores_ssim = [ssim(np.asarray(f), np.asarray(t)) for f, t in zip(frames, truth)]
     scores_iou = [silhouette_iou(np.asarray(f), np.asarray(t)) for f, t in zip(frames, truth)]
     assert np.mean(scores_ssim) >= MIN_SSIM and np.mean(scores_iou) >= MIN_IOU
+
+
+def figure_colour_error(frames, truth) -> float:
+    """Mean over frames of |mean RGB of the figure's pixels - the ground truth's| (0-255)."""
+    errors = []
+    for frame, gt in zip(frames, truth):
+        f, t = np.asarray(frame, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+        figure = t.max(axis=-1) > 30
+        errors.append(np.abs(f[figure].mean(0) - t[figure].mean(0)).mean())
+    return float(np.mean(errors))
+
+
+def test_demo_model_takes_the_colours_from_the_reference():
+    # Measured (id119, 4 frames, seed 0, CPU): 32.9 with reference attention, 55.4 without (ratio 0.59).
+    from turbonext.ablations import reference_attention_disabled
+
+    pipe = TurboNextPipeline.from_pretrained("turbonext-demo")
+    pipe.set_progress_bar_config(disable=True)
+    ref, poses, truth, _ = synthetic_demo_inputs(size=256, num_frames=4)
+    with_reference = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0)).frames
+    pipe.clear_reference()
+    with reference_attention_disabled(pipe):
+        without = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0)).frames
+    assert figure_colour_error(with_reference, truth) <= 0.8 * figure_colour_error(without, truth)
