@@ -134,6 +134,9 @@ def test_save_then_load_gives_identical_frames(tiny_pipe, tmp_path):
     before_pil = run(tiny_pipe, output_type="pil")
     tiny_pipe.save_pretrained(tmp_path / "pipe")
     assert list((tmp_path / "pipe").rglob("*.bin")) == []
+    loaded_offline = TurboNextPipeline.from_pretrained(tmp_path / "pipe")  # tests run with HF_HUB_OFFLINE=1
+    loaded_offline.save_pretrained(tmp_path / "again")
+    assert "local_files_only" not in (tmp_path / "again" / "tokenizer" / "tokenizer_config.json").read_text()
     loaded = TurboNextPipeline.from_pretrained(tmp_path / "pipe")
     loaded.set_progress_bar_config(disable=True)
     assert type(loaded.unet).__name__ == "TurboNextUNetMotionModel"

@@ -108,6 +108,13 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         return assemble_pipeline(cls, **kwargs)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``DiffusionPipeline.save_pretrained``, minus loading settings: a tokenizer loaded offline keeps
+        ``local_files_only=True`` in its init kwargs, which is not part of the model and is not saved."""
+        if getattr(self, "tokenizer", None) is not None:
+            self.tokenizer.init_kwargs.pop("local_files_only", None)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def to(self, *args, **kwargs) -> "TurboNextPipeline":
         super().to(*args, **kwargs)
         cache = self.reference_state.cache
