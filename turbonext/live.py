@@ -107,6 +107,11 @@ def reference_pose_for(pipe, prepared: PreparedReference) -> np.ndarray | None:
     return prepared.pose_map
 
 
+def pose_map_in_crop(person: Person, crop: CropBox, size: int) -> np.ndarray:
+    """The person's pose rendered inside the square ``crop``, resized to ``size`` (uint8 RGB, size x size)."""
+    return np.array(render_pose([keypoints_to_crop(person, crop, size)], size=(size, size)))
+
+
 def main_person(people: list[Person]) -> Person | None:
     """The largest person with a box (None if nobody)."""
     candidates = [p for p in people if p.box() is not None]
@@ -123,8 +128,7 @@ def prepare_reference(image, detector, size: int, margin: float = 0.2, require_p
     person = main_person(detector.detect(rgb)) if detector is not None else None
     if person is not None:
         crop = square_crop_box(person.box(), margin=margin)
-        pose_map = np.array(render_pose([keypoints_to_crop(person, crop, size)], size=(size, size)))
-        return PreparedReference(crop_square(rgb, crop, size), True, pose_map=pose_map)
+        return PreparedReference(crop_square(rgb, crop, size), True, pose_map=pose_map_in_crop(person, crop, size))
     reason = "no pose detector is available" if detector is None else "no person was found in the reference image"
     if require_person:
         raise ValueError(f"{reason}: use a photo that shows one person clearly (ideally the whole body, "
@@ -255,7 +259,7 @@ class LiveSession:
         kp[:, :2] = self.smoother(person.xy, timestamp, valid).astype(np.float32)
         person = Person(kp, person.score, person.bbox)
         crop = self.framer.update(person)
-        return np.array(render_pose([keypoints_to_crop(person, crop, self.size)], size=(self.size, self.size)))
+        return pose_map_in_crop(person, crop, self.size)
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray | None:
         """Submit one webcam frame; return the next rendered frame in order (the last one shown again
