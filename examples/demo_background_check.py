@@ -8,7 +8,11 @@ lowest-frequency part) removed. If the same frame index is noisy across windows 
 across seeds, the cause is that frame's initial noise, not its position in the window; if removing
 the per-channel means cleans it, the few-step model fails to remove a constant offset of the noise.
 
-    python examples/demo_background_check.py [--model turbonext-demo] [--frames 8]
+    python examples/demo_background_check.py [--model turbonext-demo] [--frames 8] [--seeds 16]
+
+``--seeds N`` adds a summary over seeds 0..N-1 (one window each) to compare models: the mean background
+brightness over all frames, its 95th percentile and maximum, and how many frames exceed 12 (visibly
+noisy; a clean frame is about 3-8).
 """
 
 import argparse
@@ -19,6 +23,9 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from turbonext import TurboNextPipeline
 from turbonext.driving import synthetic_demo_inputs
+
+
+NOISY = 12.0  # background brightness (0-255) above which a frame looks noisy
 
 
 def background_brightness(frames, truth) -> list[float]:
@@ -33,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="turbonext-demo")
     parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=0, help="also summarise seeds 0..N-1 (see above)")
     args = parser.parse_args()
     pipe = TurboNextPipeline.from_pretrained(args.model)
     pipe.set_progress_bar_config(disable=True)
@@ -57,6 +65,10 @@ def main() -> None:
     worst = means[0].abs().max(dim=0).values  # (F,)
     print(f"largest |per-channel mean| of each frame's noise: {[round(float(v), 3) for v in worst]} "
           f"(standard error {1 / h:.3f})")
+    if args.seeds:
+        values = np.array([background_brightness(render(seed), demo.truth) for seed in range(args.seeds)])
+        print(f"{args.seeds} seeds x {args.frames} frames: mean {values.mean():.2f}, p95 {np.percentile(values, 95):.1f}, "
+              f"max {values.max():.1f}, frames > {NOISY} {int((values > NOISY).sum())} of {values.size}")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,36 @@ def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe):
     assert summary["tick_ms"] >= sum(sections) * 0.99 and summary["host_ms"] >= 0
 
 
+def test_stream_unet_traces_to_one_graph_no_breaks_no_recompiles(tiny_pipe, monkeypatch):
+    """What CUDA graphs need (compile="reduce-overhead"): the window's UNet call is one graph with static
+    shapes through the fill, the steady state and the flush (ghost frames), so it is captured once and
+    never re-traced mid-stream. Dynamo only (backend="eager"): the same tracing as inductor, seconds on a CPU."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+
+    def run(compiled):
+        s = tiny_pipe.stream(reference_image=make_reference(), generator=torch.Generator().manual_seed(5),
+                             frames_per_level=2, output_type="pt")
+        if compiled:
+            s.unet = torch.compile(tiny_pipe.unet, backend="eager")
+        out = [f for p in make_pose_frames(11) for f in s.step(p)] + s.flush()  # 11: a partial group at flush
+        return torch.stack(out), s
+
+    try:
+        plain, _ = run(False)
+        traced, session = run(True)
+        assert session.stats.unet_calls >= 8
+        assert counters["stats"]["unique_graphs"] == 1
+        assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
+        torch.testing.assert_close(traced, plain, rtol=0, atol=1e-5)
+    finally:
+        torch._dynamo.reset()
+
+
 def test_costs_one_unet_call_per_group_guider_once_per_frame_no_referencenet(tiny_pipe):
     session = tiny_pipe.stream(reference_image=make_reference(), frames_per_level=4, output_type="np")
     unet_frames, guider_frames, ref_calls = [], [], []

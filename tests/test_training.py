@@ -374,3 +374,23 @@ def test_dataset_samples_and_errors(tiny_data, tmp_path):
     square = load_image(wide, 32, Image.Resampling.BILINEAR)  # padded black to 40x40, never stretched
     assert square.shape == (3, 32, 32) and float(square[:, 0].max()) == 0 and float(square[:, 16].min()) == 1
 
+
+
+def test_noise_offset_adds_a_constant_per_clip_frame_and_channel():
+    from turbonext.trainer.loop import training_noise
+
+    latents = torch.zeros(3, 4, 5, 32, 32)  # (B, C, F, h, w)
+    torch.manual_seed(0)
+    plain = training_noise(latents)
+    torch.manual_seed(0)
+    assert torch.equal(plain, torch.randn_like(latents))  # default: plain Gaussian noise
+    torch.manual_seed(0)
+    offset = training_noise(latents, noise_offset=1.0)
+    spatial_mean = offset.mean(dim=(-2, -1))  # (B, C, F): the constant part of each frame's channel
+    # plain noise: means ~ N(0, 1/1024); with offset 1: ~ N(0, 1 + 1/1024), different per clip, frame, channel
+    assert plain.mean(dim=(-2, -1)).std() < 0.1 and 0.6 < spatial_mean.std() < 1.5
+    assert len(torch.unique(spatial_mean.round(decimals=6))) == spatial_mean.numel()
+    residual = offset - spatial_mean[..., None, None]
+    assert 0.9 < residual.std() < 1.1  # still unit Gaussian around the offset
+    with pytest.raises(ValueError, match="noise_offset"):
+        TrainConfig(noise_offset=-0.1).validate()

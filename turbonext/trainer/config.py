@@ -74,6 +74,7 @@ class TrainConfig:
     allow_tf32: bool = True
     # --- loss
     per_frame_timesteps: float = 0.0  # probability a clip gets an independent noise level per frame (streaming)
+    noise_offset: float = 0.0  # std of a constant per-(clip, frame, channel) offset added to the noise (offset noise)
     pose_loss_weighting: bool = False  # TrioPose pose-guided spatial weighting of the noise MSE
     pose_loss_strength: float = 1.0  # weight = 1 + strength * heatmap
     pose_heatmap_threshold: float = 0.1  # a pose-map pixel is skeleton if its brightest channel exceeds this
@@ -114,6 +115,8 @@ class TrainConfig:
         for name in ("color_augmentation", "same_scene_reference"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
+        if self.noise_offset < 0:
+            raise ValueError(f"noise_offset is a standard deviation (>= 0; 0.05-0.1 is usual); got {self.noise_offset}.")
         if self.learning_rate <= 0 or self.pose_loss_strength < 0:
             raise ValueError("learning_rate must be > 0 and pose_loss_strength >= 0.")
         return self

@@ -81,6 +81,21 @@ def _per_frame(fn, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.
     return out.view(b, f, c, *out.shape[-2:]).permute(0, 2, 1, 3, 4)
 
 
+def training_noise(latents: torch.Tensor, noise_offset: float = 0.0) -> torch.Tensor:
+    """Gaussian noise like ``latents`` (B, C, F, h, w), plus, with ``noise_offset`` > 0, a constant offset per
+    clip, frame and channel drawn with that standard deviation ("offset noise", diffusers' ``--noise_offset``).
+
+    A few-step model trained on plain noise never learns to remove the constant part of its noise: an
+    initial noise frame whose channel mean happens to sit a few standard errors from zero comes out
+    with a tinted, noisy background. Offsets in training make that part something to predict.
+    """
+    noise = torch.randn_like(latents)
+    if noise_offset > 0:
+        b, c, f = latents.shape[:3]
+        noise = noise + noise_offset * torch.randn(b, c, f, 1, 1, device=latents.device, dtype=latents.dtype)
+    return noise
+
+
 def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model: torch.nn.Module,
                  noise_scheduler: DDPMScheduler, text: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The loss of one batch; ``model`` is the (possibly accelerate-wrapped) :class:`TrainingModel`."""
@@ -90,7 +105,7 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
         latents = pipe.encode_images(frames.flatten(0, 1)).float()  # (B*F, 4, h, w)
         latents = latents.view(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, 4, F, h, w)
         ref_latents = pipe.encode_images(reference)  # (B, 4, h, w)
-    noise = torch.randn_like(latents)
+    noise = training_noise(latents, cfg.noise_offset)
     timesteps = sample_timesteps(b, f, noise_scheduler.config.num_train_timesteps, cfg.per_frame_timesteps,
                                  latents.device)  # (B,) or (B, F)
     noisy = _per_frame(noise_scheduler.add_noise, latents, noise, timesteps)  # (B, 4, F, h, w)
