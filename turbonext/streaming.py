@@ -89,8 +89,10 @@ class StreamSession:
         self.context = window - num_inference_steps * frames_per_level
         self.device, self.dtype = pipe.unet.device, pipe.unet.dtype
         self.schedule = StaggeredLCMSchedule(pipe.scheduler.config, num_inference_steps, device=self.device)
-        self.unet = torch.compile(pipe.unet, mode=compile) if compile and compile != "default" else (
-            torch.compile(pipe.unet) if compile == "default" else pipe.unet)
+        # dynamic=False: every window size gets its own static-shape graph. Without it a second session with
+        # another window would make dynamo retrace the frame dimension as symbolic (slower kernels, no gain).
+        self.unet = pipe.unet if not compile else torch.compile(
+            pipe.unet, mode=None if compile == "default" else compile, dynamic=False)
         # Constant per-slot tables: level of each slot (-1 = clean context) and its timestep.
         slot = torch.arange(window)
         level = torch.where(slot < self.context, -1, self.levels - 1 - (slot - self.context) // self.per_level)
