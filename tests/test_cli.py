@@ -72,6 +72,18 @@ def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
     text = md.read_text()
     assert "python -m turbonext.bench stream --tiny" in text and "| (c) StreamSession" in text
     assert "Where a tick goes" in text
+    assert stream["cudagraph_skips"] == 0 and "NOT captured" not in text
+
+
+def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():
+    from turbonext.bench import markdown_table
+
+    row = dict(name="(c) StreamSession window=16 frames_per_level=4 compile=reduce-overhead", compile="reduce-overhead",
+               ms_per_frame=20.0, fps=50.0, cudagraph_skips=1)
+    result = dict(title="t", command="c", device="d", dtype="fp16", size=512, steps=4, torch="x", date="y", rows=[row])
+    assert "CUDA graphs were NOT captured" in markdown_table(result) and row["name"] in markdown_table(result)
+    row["cudagraph_skips"] = 0
+    assert "NOT captured" not in markdown_table(result)
 
 
 def test_cli_help_and_unknown_command(capsys):

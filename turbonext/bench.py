@@ -28,8 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from torch._dynamo.utils import counters
+
 from turbonext.component_configs import build_random_pipeline
 from turbonext.stream_profile import TickProfiler
+
+
+GRAPH_MODES = ("reduce-overhead", "max-autotune")  # compile modes that capture CUDA graphs
 
 
 def _sync(device: torch.device) -> None:
@@ -118,6 +123,7 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
     session = pipe.stream(num_inference_steps=steps, window=window, frames_per_level=per_level, compile=compile,
                           output_type="np", generator=torch.Generator(device).manual_seed(0))
     poses = _pose_frames(warmup + frames, size)
+    graph_skips = counters["inductor"]["cudagraph_skips"]  # inductor counts graphs it could not capture
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
@@ -152,6 +158,7 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
         "latency_frames": float(np.mean(session.stats.latency_frames)) if session.stats.latency_frames else None,
         "peak_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "profile": profile,
+        "cudagraph_skips": counters["inductor"]["cudagraph_skips"] - graph_skips,
     }
 
 
@@ -184,6 +191,10 @@ def markdown_table(result: dict) -> str:
             p = r["profile"]
             lines.append(f"| {r['name']} | {p['pose_guider_ms']:.2f} | {p['unet_ms']:.2f} | {p['scheduler_ms']:.2f} | "
                          f"{p['decode_ms']:.2f} | {p['host_ms']:.2f} | {p['tick_ms']:.2f} |")
+    skipped = [r["name"] for r in result["rows"] if r.get("cudagraph_skips") and r.get("compile") in GRAPH_MODES]
+    if skipped:
+        lines += ["", "**CUDA graphs were NOT captured** (inductor skipped them; the reason is in the log) for: " +
+                  "; ".join(skipped)]
     if result.get("ratios"):
         lines += ["", "Ratios (best StreamSession FPS vs baselines): " +
                   ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items())]

@@ -93,6 +93,9 @@ class StreamSession:
         # another window would make dynamo retrace the frame dimension as symbolic (slower kernels, no gain).
         self.unet = pipe.unet if not compile else torch.compile(
             pipe.unet, mode=None if compile == "default" else compile, dynamic=False)
+        # CUDA graph modes: each UNet call starts a new graph "step" (torch's documented pattern for inference
+        # loops), so the previous tick's output buffers may be reused.
+        self._mark_step = compile in ("reduce-overhead", "max-autotune")
         # Constant per-slot tables: level of each slot (-1 = clean context) and its timestep.
         slot = torch.arange(window)
         level = torch.where(slot < self.context, -1, self.levels - 1 - (slot - self.context) // self.per_level)
@@ -233,6 +236,8 @@ class StreamSession:
 
         # one UNet call over the whole window with per-frame timesteps
         timesteps = torch.where(self.ghost, self.schedule.timesteps[0], self.slot_timestep)[None]  # (1, W)
+        if self._mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
         eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text,
                         pose_features=self.pose_features, return_dict=False)[0]
         if profiler is not None:
