@@ -59,12 +59,14 @@ def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
     js, md = tmp_path / "bench.json", tmp_path / "BENCH.md"
     code = turbonext_main(["bench", "stream", "--tiny", "--device", "cpu", "--frames", "8", "--warmup", "16",
                            "--frames-per-level", "4", "--fifo-frames", "1", "--profile", "8", "--json", str(js),
-                           "--markdown", str(md)])
+                           "--markdown", str(md), "--steps", "4", "2"])
     assert code == 0
     result = json.loads(js.read_text())
     names = [r["name"] for r in result["rows"]]
     assert names[0].startswith("(a)") and names[1].startswith("(b)") and names[2].startswith("(c)")
+    assert [r.get("steps") for r in result["rows"]] == [None, None, 4, 2] and "steps=2 window=16" in names[3]
     stream = result["rows"][2]
+    assert result["ratios"]["vs (b)"] == pytest.approx(stream["fps"] / result["rows"][1]["fps"])  # 4-step rows only
     assert stream["frames_measured"] == 8 and stream["fps"] > 0 and stream["p95_latency_ms"] > 0
     assert set(result["ratios"]) == {"vs (a)", "vs (b)"}
     profile = stream["profile"]
@@ -80,7 +82,7 @@ def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():
 
     row = dict(name="(c) StreamSession window=16 frames_per_level=4 compile=reduce-overhead", compile="reduce-overhead",
                ms_per_frame=20.0, fps=50.0, cudagraph_skips=1)
-    result = dict(title="t", command="c", device="d", dtype="fp16", size=512, steps=4, torch="x", date="y", rows=[row])
+    result = dict(title="t", command="c", device="d", dtype="fp16", size=512, steps=[4], torch="x", date="y", rows=[row])
     assert "CUDA graphs were NOT captured" in markdown_table(result) and row["name"] in markdown_table(result)
     row["cudagraph_skips"] = 0
     assert "NOT captured" not in markdown_table(result)

@@ -149,8 +149,8 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
         profile = session.profiler.summary()
         session.profiler = None
     return {
-        "name": f"(c) StreamSession window={window} frames_per_level={session.per_level} compile={compile}",
-        "window": window, "frames_per_level": session.per_level, "compile": compile,
+        "name": f"(c) StreamSession steps={steps} window={window} frames_per_level={session.per_level} compile={compile}",
+        "steps": steps, "window": window, "frames_per_level": session.per_level, "compile": compile,
         "ms_per_frame": elapsed / max(produced, 1) * 1000, "fps": produced / elapsed,
         "latency_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
         "p95_latency_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
@@ -172,7 +172,8 @@ def markdown_table(result: dict) -> str:
         "",
         f"Command: `{result['command']}`  ",
         f"Device: {result['device']}; dtype {result['dtype']}; {result['size']}x{result['size']}; "
-        f"{result['steps']} steps; torch {result['torch']}; {result['date']}",
+        f"{'/'.join(str(k) for k in result['steps'])} steps (baselines: {result['steps'][0]}); "
+        f"torch {result['torch']}; {result['date']}",
         "",
         "| setting | ms/frame | FPS | p50 latency ms | p95 latency ms | first frame s | peak GB |",
         "|---|---|---|---|---|---|---|",
@@ -196,7 +197,7 @@ def markdown_table(result: dict) -> str:
         lines += ["", "**CUDA graphs were NOT captured** (inductor skipped them; the reason is in the log) for: " +
                   "; ".join(skipped)]
     if result.get("ratios"):
-        lines += ["", "Ratios (best StreamSession FPS vs baselines): " +
+        lines += ["", f"Ratios (best {result['steps'][0]}-step StreamSession FPS vs baselines): " +
                   ", ".join(f"{k} {v:.1f}x" for k, v in result["ratios"].items())]
     return "\n".join(lines) + "\n"
 
@@ -206,7 +207,7 @@ def run_stream_benchmark(args) -> dict:
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device)
     pipe.set_progress_bar_config(disable=True)
-    size, steps = args.size, args.steps
+    size, steps = args.size, args.steps[0]  # baselines at the first value
     ref = _pose_frames(1, size, seed=1)[0]
     pipe.set_reference(ref)
     rows = []
@@ -218,14 +219,15 @@ def run_stream_benchmark(args) -> dict:
         print(rows[-1], flush=True)
     for compile_mode in args.compile:
         for window in args.window:
-            for per_level in args.frames_per_level:
-                if per_level * steps > window:
-                    continue
-                rows.append(bench_stream(pipe, size, steps, window, per_level,
-                                         None if compile_mode == "none" else compile_mode, args.frames, args.warmup,
-                                         args.profile))
-                print(rows[-1], flush=True)
-    streams = [r for r in rows if r["name"].startswith("(c)")]
+            for stream_steps in args.steps:
+                for per_level in args.frames_per_level:
+                    if per_level * stream_steps > window:
+                        continue
+                    rows.append(bench_stream(pipe, size, stream_steps, window, per_level,
+                                             None if compile_mode == "none" else compile_mode, args.frames, args.warmup,
+                                             args.profile))
+                    print(rows[-1], flush=True)
+    streams = [r for r in rows if r["name"].startswith("(c)") and r["steps"] == steps]  # same steps as (a), (b)
     best = max(streams, key=lambda r: r["fps"]) if streams else None
     ratios = {}
     for r in rows:
@@ -234,7 +236,7 @@ def run_stream_benchmark(args) -> dict:
     return {
         "title": f"stream benchmark ({'tiny' if args.tiny else 'SD1.5 size'}, {device_name(device)})",
         "command": "python -m turbonext.bench " + " ".join(shlex.quote(a) for a in args.argv),
-        "device": device_name(device), "dtype": args.dtype, "size": size, "steps": steps,
+        "device": device_name(device), "dtype": args.dtype, "size": size, "steps": list(args.steps),
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows, "ratios": ratios,
     }
 
@@ -247,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
     parser.add_argument("--size", type=int, default=None, help="frame size (default 512, 64 with --tiny)")
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, nargs="+", default=[4],
+                        help="LCM steps (noise levels of a stream); the baselines use the first value")
     parser.add_argument("--window", type=int, nargs="+", default=[16])
     parser.add_argument("--frames-per-level", type=int, nargs="+", default=[4, 2, 1])
     parser.add_argument("--compile", nargs="+", default=["none"],
