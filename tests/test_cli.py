@@ -53,6 +53,9 @@ def test_generate_errors_are_clear(saved_pipe, tmp_path, capsys):
     assert turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--reference",
                            str(tmp_path / "bad.png"), "--device", "cpu"]) == 2
     assert "cannot read reference image" in capsys.readouterr().err
+    # an output path that is not an .mp4 is refused before the render (it used to fail in the encoder after it)
+    assert turbonext_main(["generate", "--model", saved_pipe, "--out", str(tmp_path / "clip"), "--device", "cpu"]) == 2
+    assert "--out must be an .mp4" in capsys.readouterr().err and not (tmp_path / "clip").exists()
 
 
 def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):

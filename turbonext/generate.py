@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cli_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if Path(args.out).suffix.lower() != ".mp4":  # checked before the (long) render, not after it
+            raise ValueError(f"--out must be an .mp4 file path, got {args.out!r} (a GIF and a folder of PNG frames "
+                             "are written beside it).")
         return generate(args)
     except (ValueError, FileNotFoundError, ImportError) as err:  # bad input, missing weights or backend
         print(f"turbonext generate: {err}", file=sys.stderr)
@@ -99,13 +102,13 @@ def generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = [[reference], poses, frames] + ([truth] if truth is not None else [])
+    frames_dir = out.with_suffix("")
+    frames_dir.mkdir(exist_ok=True)
+    for i, f in enumerate(frames):  # the rendered frames first: a failing video encoder cannot lose them
+        f.save(frames_dir / f"{i + 1:05d}.png")
     video = side_by_side(*columns)
     write_video(out, video, fps=args.fps)
     save_gif(video, out.with_suffix(".gif"), fps=args.fps)
-    frames_dir = out.with_suffix("")
-    frames_dir.mkdir(exist_ok=True)
-    for i, f in enumerate(frames):
-        f.save(frames_dir / f"{i + 1:05d}.png")
     header = "reference | pose | result" + (" | ground truth" if truth is not None else "")
     print(f"Wrote {out} and {out.with_suffix('.gif')} ({len(frames)} frames; {header}) and frames in {frames_dir}/")
     return 0
