@@ -9,11 +9,10 @@ from turbonext.driving import synthetic_demo_inputs
 from turbonext.loading import demo_model_path
 from turbonext.metrics import silhouette_iou, ssim
 
-# Measured on these 4 frames (seed 0, CPU, fp32, torch 2.13): SSIM 0.836/0.058/0.836/0.829 (mean 0.64), IoU
-# 0.589/0.105/0.598/0.589 (mean 0.47); the second frame is the noisy-background one (turbonext/demo/README.md).
-# A black frame scores SSIM 0.86 but IoU 0.0: IoU is the meaningful bar here.
+# Measured on these 4 frames (seed 0, CPU, fp32, torch 2.13): SSIM 0.840/0.826/0.858/0.855 (mean 0.845), IoU
+# 0.599/0.564/0.667/0.663 (mean 0.62). A black frame scores SSIM 0.86 but IoU 0.0: IoU is the meaningful bar.
 MIN_SSIM = 0.5
-MIN_IOU = 0.4
+MIN_IOU = 0.5
 
 
 def test_demo_model_ships_small_and_in_safetensors():
@@ -47,7 +46,7 @@ def figure_colour_error(frames, truth) -> float:
 
 
 def test_demo_model_takes_the_colours_from_the_reference():
-    # Measured (id119, 4 frames, seed 0, CPU): 32.9 with reference attention, 55.4 without (ratio 0.59).
+    # Measured (id119, 4 frames, seed 0, CPU): 29.9 with reference attention, 47.5 without (ratio 0.63).
     from turbonext.ablations import reference_attention_disabled
 
     pipe = TurboNextPipeline.from_pretrained("turbonext-demo")
@@ -58,3 +57,17 @@ def test_demo_model_takes_the_colours_from_the_reference():
     with reference_attention_disabled(pipe):
         without = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0)).frames
     assert figure_colour_error(with_reference, truth) <= 0.8 * figure_colour_error(without, truth)
+
+
+def test_demo_model_backgrounds_stay_clean():
+    # A frame whose initial noise has a channel mean a few standard errors from zero used to come out with a
+    # noisy, tinted background (previous model, seed 0: frame 2 at 22.5 of 255). The shipped model was
+    # fine-tuned with offset noise; measured on these 8 frames: every frame <= 4.7
+    # (examples/demo_background_check.py; turbonext/demo/README.md "Noisy backgrounds").
+    pipe = TurboNextPipeline.from_pretrained("turbonext-demo")
+    pipe.set_progress_bar_config(disable=True)
+    ref, poses, truth, _ = synthetic_demo_inputs(size=256, num_frames=8)
+    frames = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0)).frames
+    brightness = [float(np.asarray(f, dtype=np.float64)[np.asarray(t).max(axis=-1) < 10].mean())
+                  for f, t in zip(frames, truth)]
+    assert max(brightness) < 12.0, [round(b, 1) for b in brightness]
