@@ -112,7 +112,10 @@ class Handlers:
             raise gr.Error(str(err)) from err
         if prepared.notice:
             gr.Warning(prepared.notice)
-        return live, prepared.image, "Reference set. Start the webcam and move!"
+        status = "Reference set. Start the webcam and move!"
+        if self.live_kwargs.get("compile"):
+            status += " (The first stream waits while torch.compile builds the model, a few minutes, once.)"
+        return live, prepared.image, status
 
     @staticmethod
     def stream(frame, live: LiveSession | None):
@@ -181,10 +184,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--compile", default=os.environ.get("TURBONEXT_COMPILE", "none"),
+                   choices=["none", "default", "reduce-overhead", "max-autotune"],
+                   help="torch.compile the webcam stream's UNet (GPU; reduce-overhead = CUDA graphs). The first "
+                        "webcam stream then waits for the compile, minutes; later ones and new photos reuse it "
+                        "(env TURBONEXT_COMPILE)")
+    p.add_argument("--frames-per-level", type=int, default=None,
+                   help="webcam stream: frames emitted per UNet call (default window/steps = 4; 1 = lowest latency)")
     return p.parse_args(argv)
+
+
+def live_settings(args: argparse.Namespace) -> dict:
+    """The webcam stream's settings from the command line (``LiveSession`` keyword arguments)."""
+    settings = {"compile": None if args.compile == "none" else args.compile}
+    if args.frames_per_level is not None:
+        settings["frames_per_level"] = args.frames_per_level
+    return settings
 
 
 if __name__ == "__main__":
     args = parse_args()
-    demo = build_demo(*load_model(args.model, args.device))
+    demo = build_demo(*load_model(args.model, args.device), live_kwargs=live_settings(args))
     demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port)

@@ -66,6 +66,23 @@ def test_reference_without_a_person_warns_and_uses_a_centre_crop(tiny_model):
         live.close()
 
 
+def test_command_line_stream_settings_reach_the_webcam_stream(tiny_model):
+    args = app.parse_args(["--compile", "reduce-overhead", "--frames-per-level", "1"])
+    settings = app.live_settings(args)
+    assert settings == {"compile": "reduce-overhead", "frames_per_level": 1}
+    assert app.live_settings(app.parse_args([])) == {"compile": None}
+    with pytest.raises(SystemExit):
+        app.parse_args(["--compile", "fast"])
+    h = app.Handlers(tiny_model, detector_factory=FakeDetector, live_kwargs={**LIVE, **settings})
+    live, _, status = h.set_reference(webcam_frame(7, 80, 60), None)
+    try:  # the stream's UNet is wrapped by torch.compile (compiled lazily, on its first frame: not run here)
+        session = live.runner.session.session
+        assert session.per_level == 1 and session.unet is not tiny_model.unet
+        assert session.unet._orig_mod is tiny_model.unet and "torch.compile" in status
+    finally:
+        live.close()
+
+
 def test_upload_tab_through_gradio_client(tiny_model, tmp_path):
     from gradio_client import Client, handle_file
 
