@@ -24,6 +24,7 @@ import torch
 from turbonext.clip_job import render_clip
 from turbonext.live import LiveSession
 from turbonext.loading import DEMO_MODEL_NAME
+from turbonext.streaming import COMPILE_MODES
 
 STREAM_EVERY = 0.08  # s between webcam frames sent by the browser (~12 fps)
 STREAM_TIME_LIMIT = 180  # s per webcam stream, so one user cannot hold the GPU forever
@@ -185,7 +186,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--compile", default=os.environ.get("TURBONEXT_COMPILE", "none"),
-                   choices=["none", "default", "reduce-overhead", "max-autotune"],
+                   choices=["none"] + [mode for mode in COMPILE_MODES if mode],
                    help="torch.compile the webcam stream's UNet (GPU; reduce-overhead = CUDA graphs). The first "
                         "webcam stream then waits for the compile, minutes; later ones and new photos reuse it "
                         "(env TURBONEXT_COMPILE)")

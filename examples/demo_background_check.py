@@ -23,17 +23,14 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from turbonext import TurboNextPipeline
 from turbonext.driving import synthetic_demo_inputs
+from turbonext.metrics import background_brightness
 
 
 NOISY = 12.0  # background brightness (0-255) above which a frame looks noisy
 
 
-def background_brightness(frames, truth) -> list[float]:
-    out = []
-    for frame, gt in zip(frames, truth):
-        background = np.asarray(gt).max(axis=-1) < 10
-        out.append(round(float(np.asarray(frame, dtype=np.float64)[background].mean()), 1))
-    return out
+def per_frame(frames, truth) -> list[float]:
+    return [round(background_brightness(frame, gt), 1) for frame, gt in zip(frames, truth)]
 
 
 def main() -> None:
@@ -52,21 +49,21 @@ def main() -> None:
                     reference_pose=ref_pose, **kwargs).frames
 
     print("mean background brightness per frame (0-255; lower is cleaner)")
-    print(f"seed 0, one window      {background_brightness(render(0), demo.truth)}")
-    print(f"seed 1, one window      {background_brightness(render(1), demo.truth)}")
-    print(f"seed 0, windows of 4    {background_brightness(render(0, window_size=4, window_overlap=0), demo.truth)}")
+    print(f"seed 0, one window      {per_frame(render(0), demo.truth)}")
+    print(f"seed 1, one window      {per_frame(render(1), demo.truth)}")
+    print(f"seed 0, windows of 4    {per_frame(render(0, window_size=4, window_overlap=0), demo.truth)}")
     print(f"seed 0, first pose x{args.frames}  "
-          f"{background_brightness(render(0, poses=[demo.poses[0]] * args.frames), [demo.truth[0]] * args.frames)}")
+          f"{per_frame(render(0, poses=[demo.poses[0]] * args.frames), [demo.truth[0]] * args.frames)}")
     h = w = 256 // pipe.vae_scale_factor
     noise = randn_tensor((1, pipe.unet.config.in_channels, args.frames, h, w), generator=torch.Generator().manual_seed(0),
                          device=torch.device("cpu"), dtype=torch.float32)  # what the pipeline draws for seed 0
     means = noise.mean(dim=(3, 4))  # (1, C, F): each frame's per-channel offset
-    print(f"seed 0, offsets removed {background_brightness(render(0, latents=noise - means[..., None, None]), demo.truth)}")
+    print(f"seed 0, offsets removed {per_frame(render(0, latents=noise - means[..., None, None]), demo.truth)}")
     worst = means[0].abs().max(dim=0).values  # (F,)
     print(f"largest |per-channel mean| of each frame's noise: {[round(float(v), 3) for v in worst]} "
           f"(standard error {1 / h:.3f})")
     if args.seeds:
-        values = np.array([background_brightness(render(seed), demo.truth) for seed in range(args.seeds)])
+        values = np.array([per_frame(render(seed), demo.truth) for seed in range(args.seeds)])
         print(f"{args.seeds} seeds x {args.frames} frames: mean {values.mean():.2f}, p95 {np.percentile(values, 95):.1f}, "
               f"max {values.max():.1f}, frames > {NOISY} {int((values > NOISY).sum())} of {values.size}")
 

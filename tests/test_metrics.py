@@ -112,3 +112,15 @@ def test_lpips_skips_when_weights_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake if name in ("lpips", "torchvision") else real(name, *a))
     ok, reason = metrics.lpips_available()
     assert not ok and "missing" in reason
+
+
+def test_background_brightness_reads_only_where_the_truth_is_black():
+    from turbonext.metrics import background_brightness
+
+    truth = np.zeros((8, 8, 3), np.uint8)
+    truth[:4] = 200  # figure in the top half
+    truth[4, 0] = 9  # still background (below 10)
+    pred = np.full((8, 8, 3), 20, np.uint8)
+    pred[:4] = 255  # the figure does not count
+    assert background_brightness(pred, truth) == pytest.approx(20.0)
+    assert background_brightness(truth, truth) == pytest.approx(9 / 32)  # one background pixel at 9

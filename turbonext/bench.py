@@ -32,9 +32,7 @@ from torch._dynamo.utils import counters
 
 from turbonext.component_configs import build_random_pipeline
 from turbonext.stream_profile import TickProfiler
-
-
-GRAPH_MODES = ("reduce-overhead", "max-autotune")  # compile modes that capture CUDA graphs
+from turbonext.streaming import CUDA_GRAPH_MODES
 
 
 def _sync(device: torch.device) -> None:
@@ -192,7 +190,7 @@ def markdown_table(result: dict) -> str:
             p = r["profile"]
             lines.append(f"| {r['name']} | {p['pose_guider_ms']:.2f} | {p['unet_ms']:.2f} | {p['scheduler_ms']:.2f} | "
                          f"{p['decode_ms']:.2f} | {p['host_ms']:.2f} | {p['tick_ms']:.2f} |")
-    skipped = [r["name"] for r in result["rows"] if r.get("cudagraph_skips") and r.get("compile") in GRAPH_MODES]
+    skipped = [r["name"] for r in result["rows"] if r.get("cudagraph_skips") and r.get("compile") in CUDA_GRAPH_MODES]
     if skipped:
         lines += ["", "**CUDA graphs were NOT captured** (inductor skipped them; the reason is in the log) for: " +
                   "; ".join(skipped)]

@@ -7,6 +7,8 @@
   (head, torso, upper/lower arms and legs) come from the ground-truth keypoints, restricted to the
   ground-truth foreground; the error is the mean absolute difference of the region's mean colour
   between prediction and ground truth, channels in [0, 1].
+* :func:`background_brightness`: how clean the background is: the prediction's mean brightness (0-255)
+  where the ground truth is black (0 = clean).
 * :func:`temporal_flicker`: mean |pred_t - pred_{t-1}| minus the same for the ground truth, so a
   still ground truth with a flickering prediction scores > 0 and identical sequences score 0.
 * :func:`lpips_distance`, :func:`fid_score`: only when the ``lpips`` / ``torch-fidelity`` packages
@@ -30,6 +32,7 @@ from PIL import Image, ImageDraw
 ImageLike = Image.Image | np.ndarray
 PSNR_MAX_DB = 100.0  # identical images score this instead of infinity (keeps means and JSON finite)
 FOREGROUND_THRESHOLD = 0.1
+BACKGROUND_THRESHOLD = 9.5 / 255  # ground-truth pixels whose brightest channel is below 10 (of 255) are background
 KEYPOINT_THRESHOLD = 0.3
 
 #: Body parts for the colour error: (kind, keypoint indices). Limbs are capsules between two joints.
@@ -87,6 +90,12 @@ def ssim(pred: ImageLike, gt: ImageLike) -> float:
 def foreground_mask(image: ImageLike, threshold: float = FOREGROUND_THRESHOLD) -> np.ndarray:
     """bool (H, W): pixels whose brightest channel exceeds ``threshold`` (in [0, 1])."""
     return to_float(image).max(axis=-1) > threshold
+
+
+def background_brightness(pred: ImageLike, gt: ImageLike, threshold: float = BACKGROUND_THRESHOLD) -> float:
+    """Mean brightness (0-255) of the prediction where the ground truth is background; 0 = clean."""
+    p, g = _pair(pred, gt)
+    return float(p[g.max(axis=-1) < threshold].mean(dtype=np.float64) * 255)
 
 
 def silhouette_iou(pred: ImageLike, gt: ImageLike, threshold: float = FOREGROUND_THRESHOLD) -> float:

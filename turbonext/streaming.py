@@ -28,6 +28,7 @@ from turbonext.image_inputs import image_to_tensor
 from turbonext.stream_schedule import StaggeredLCMSchedule
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
 
 
 @dataclass
@@ -95,7 +96,7 @@ class StreamSession:
             pipe.unet, mode=None if compile == "default" else compile, dynamic=False)
         # CUDA graph modes: each UNet call starts a new graph "step" (torch's documented pattern for inference
         # loops), so the previous tick's output buffers may be reused.
-        self._mark_step = compile in ("reduce-overhead", "max-autotune")
+        self._mark_step = compile in CUDA_GRAPH_MODES
         # Constant per-slot tables: level of each slot (-1 = clean context) and its timestep.
         slot = torch.arange(window)
         level = torch.where(slot < self.context, -1, self.levels - 1 - (slot - self.context) // self.per_level)
