@@ -3,7 +3,9 @@
 No test touches the network: HF_HUB_OFFLINE is set before anything imports huggingface_hub.
 """
 
+import fnmatch
 import os
+from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -94,3 +96,34 @@ def write_tiny_lora(unet_folder, out_dir, fmt: str = "peft", rank: int = 4, seed
         raise ValueError(fmt)
     save_file(tensors, str(out / "pytorch_lora_weights.safetensors"))
     return str(out)
+
+
+class FakeHfApi:
+    """Records create_repo / upload_folder; lists the files upload_folder would send."""
+
+    calls: list = []
+    fail_with: Exception | None = None
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, repo_type=None, private=False, exist_ok=False):
+        FakeHfApi.calls.append(("create_repo", repo_id, private))
+
+    def upload_folder(self, repo_id, folder_path, repo_type=None, allow_patterns=None, commit_message=None):
+        if FakeHfApi.fail_with is not None:
+            raise FakeHfApi.fail_with
+        files = sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file()
+                       and any(fnmatch.fnmatch(p.relative_to(folder_path).as_posix(), pat) for pat in allow_patterns))
+        FakeHfApi.calls.append(("upload_folder", repo_id, files))
+        return type("Commit", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/abc"})()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """turbonext.hub_publish talks to this instead of the Hub."""
+    from turbonext import hub_publish
+
+    FakeHfApi.calls, FakeHfApi.fail_with = [], None
+    monkeypatch.setattr(hub_publish, "HfApi", FakeHfApi)
+    return FakeHfApi

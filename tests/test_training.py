@@ -132,6 +132,26 @@ def test_export_loads_with_from_pretrained_and_renders(first_run, tmp_path):
     assert all(torch.allclose(half.unet.state_dict()[k], v.half().float()) for k, v in pipe.unet.state_dict().items())
 
 
+def test_export_writes_a_model_card_and_pushes_to_the_hub(first_run, tiny_hub, tmp_path, fake_hub):
+    from huggingface_hub import ModelCard
+
+    from turbonext.trainer.export import cli_main
+
+    ckpt = list_checkpoints(first_run.output_dir)[-1][1]
+    out = tmp_path / "pipe"
+    assert cli_main([str(ckpt), str(out), "--scheduler", "lcm", "--push-to-hub", "you/tiny-turbonext"]) == 0
+    card = ModelCard.load(out / "README.md")
+    facts = card.data.to_dict()["turbonext_training"]
+    assert facts["checkpoint"] == f"{ckpt.name} (step 2)" and facts["resolution"] == 64 and facts["num_frames"] == 2
+    assert facts["scheduler"] == "LCMScheduler" and "num_inference_steps=4" in card.text
+    assert card.data.base_model is None  # a local base folder is not a Hub model ...
+    assert str(tmp_path.parent) not in card.content and tiny_hub["base"] not in card.content  # ... nor a path leaked
+    assert [c[0] for c in fake_hub.calls] == ["create_repo", "upload_folder"] and "README.md" in fake_hub.calls[1][2]
+    with pytest.raises(SystemExit):  # a bad repo id is refused before the export runs
+        cli_main([str(ckpt), str(tmp_path / "other"), "--push-to-hub", "/not/a/repo"])
+    assert not (tmp_path / "other").exists()
+
+
 def test_init_checkpoint_loads_trained_parts_at_step_zero(first_run, make_cfg, tiny_pipe_factory):
     from turbonext.trainer.checkpoints import load_init_checkpoint
 

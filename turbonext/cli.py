@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "prepare-data": ("turbonext.data.prepare", "cli_main", "turn videos into the training dataset layout"),
     "eval": ("turbonext.eval", "cli_main", "evaluate a model on held-out synthetic sequences"),
     "synthetic": ("turbonext.synthetic", "cli_main", "write the synthetic benchmark dataset"),
+    "push": ("turbonext.hub_publish", "cli_main", "upload a pipeline folder (with its model card) to the Hub"),
 }
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from turbonext.hub_publish import CARD_NAME, push_or_explain, training_summary, write_card
+from turbonext.loading import is_repo_id
 from turbonext.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import load_config
@@ -31,8 +33,10 @@ SCHEDULERS = ("base", "lcm")
 
 def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str | None = None,
                     lcm_lora_scale: float = 1.0, overrides: list[str] | tuple[str, ...] = (),
-                    scheduler: str = "base", dtype: str = "fp32", drop_reference_pose: bool = False) -> TurboNextPipeline:
-    """Assemble base components + a checkpoint's trained parts and ``save_pretrained`` to ``out_dir``.
+                    scheduler: str = "base", dtype: str = "fp32", drop_reference_pose: bool = False,
+                    repo_id: str | None = None, license: str | None = None) -> TurboNextPipeline:
+    """Assemble base components + a checkpoint's trained parts and ``save_pretrained`` to ``out_dir``,
+    with a model card (``README.md``, :mod:`turbonext.hub_publish`) saying what it was built from.
 
     Args:
         checkpoint: a ``checkpoint-N`` folder written by training.
@@ -45,6 +49,8 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
             ``LCMScheduler`` built from the base scheduler's config (few-step sampling).
         dtype: "fp32", "fp16" or "bf16": the precision the weights are stored in.
         drop_reference_pose: export the pose guider without its reference branch (if it has one).
+        repo_id: the Hub repo it will be pushed to (named in the card's usage snippet), if any.
+        license: a Hub license id for the card.
     """
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {scheduler!r}.")
@@ -73,6 +79,10 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
         pipe.to(DTYPES[dtype])
     out = Path(out_dir)
     pipe.save_pretrained(out, safe_serialization=True)
+    training = training_summary(cfg, step, folder, lcm_lora=lcm_lora, scheduler=scheduler, dtype=dtype,
+                                reference_pose=pipe.reads_reference_pose)
+    if not write_card(out, repo_id, eval_results=[], license=license, training=training):  # a new model: no eval yet
+        logger.warning("kept %s: it was edited by hand", out / CARD_NAME)
     logger.info("exported %s (step %d) to %s", folder, step, out)
     return pipe
 
@@ -90,13 +100,22 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop-reference-pose", action="store_true",
                         help="export without the pose guider's reference branch (reference_pose runs), e.g. when "
                              "the 'reference pose zeroed' ablation shows it carries nothing")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID",
+                        help="then upload the folder to this Hub model repo (owner/name; created if missing)")
+    parser.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
+    parser.add_argument("--license", default=None, help="a Hub license id for the model card")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the checkpoint's config (e.g. base=...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.push_to_hub and not is_repo_id(args.push_to_hub):
+            raise ValueError(f"--push-to-hub {args.push_to_hub!r} is not a Hub repo id: use the form 'owner/name'.")
         export_pipeline(args.checkpoint, args.out_dir, args.lcm_lora, args.lcm_lora_scale, args.overrides,
-                        scheduler=args.scheduler, dtype=args.dtype, drop_reference_pose=args.drop_reference_pose)
+                        scheduler=args.scheduler, dtype=args.dtype, drop_reference_pose=args.drop_reference_pose,
+                        repo_id=args.push_to_hub, license=args.license)
     except ValueError as err:
         parser.error(str(err))
     print(f"wrote {args.out_dir}; load it with TurboNextPipeline.from_pretrained({str(args.out_dir)!r})")
+    if args.push_to_hub:
+        return push_or_explain(args.out_dir, args.push_to_hub, private=args.private)
     return 0
