@@ -38,9 +38,11 @@ def _hub_id(value) -> str | None:
 
 
 def compact_eval(result: dict) -> dict:
-    """What a card keeps of a ``turbonext eval --json`` result: split, sequences, settings, metrics."""
+    """What a card keeps of a ``turbonext eval --json`` result: split, dataset name, sequences, settings,
+    metrics (a compacted result passes through unchanged)."""
     try:
-        return {"split": result["split"], "data": Path(str(result.get("dataset", ""))).name or None,
+        data = result.get("data") or (Path(str(result["dataset"])).name if result.get("dataset") else None)
+        return {"split": result["split"], "data": data,
                 "num_sequences": result.get("num_sequences"),
                 "settings": {k: result.get("settings", {}).get(k) for k in ("num_inference_steps", "streaming")},
                 "metrics": {key: result["metrics"].get(key) for key, _, _ in EVAL_METRICS}}
