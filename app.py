@@ -19,34 +19,27 @@ else:
     spaces = None
 
 import gradio as gr
-import torch
 
 from turbonext.clip_job import render_clip
 from turbonext.live import LiveSession
-from turbonext.loading import DEMO_MODEL_NAME
+from turbonext.loading import DEMO_MODEL_NAME, load_for_inference
 from turbonext.streaming import COMPILE_MODES
 
 STREAM_EVERY = 0.08  # s between webcam frames sent by the browser (~12 fps)
 STREAM_TIME_LIMIT = 180  # s per webcam stream, so one user cannot hold the GPU forever
+CPU_STREAM_WINDOW = 8  # on a CPU: the demo's quality of window 16, p50 latency 1.9 s instead of 3.1 s (BENCHMARKS.md)
 STREAM_CONCURRENCY = 4  # stream calls only submit/fetch; the GPU work is serialised by the pipeline lock
 INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video "
          "(**Upload**) or with your own moves in front of the camera (**Webcam**).")
 
 
-def pick_device() -> tuple[str, torch.dtype]:
-    return ("cuda", torch.float16) if torch.cuda.is_available() else ("cpu", torch.float32)
-
-
 def load_model(name: str, device: str | None = None):
     """Load the pipeline once; returns ``(pipe or None, notice or None)``. A model that cannot be
     loaded falls back to the embedded demo, and if that is missing too the app runs without one."""
-    from turbonext import TurboNextPipeline
-
-    device, dtype = (device, torch.float16 if device.startswith("cuda") else torch.float32) if device else pick_device()
     notices = []
     for candidate in dict.fromkeys([name, DEMO_MODEL_NAME]):
         try:
-            pipe = TurboNextPipeline.from_pretrained(candidate, torch_dtype=dtype).to(device)
+            pipe = load_for_inference(candidate, device)
         except (OSError, ValueError) as err:  # missing weights, Hub unreachable, not a pipeline folder
             notices.append(f"Could not load model `{candidate}`: {err}")
             continue
@@ -190,14 +183,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch.compile the webcam stream's UNet (GPU; reduce-overhead = CUDA graphs). The first "
                         "webcam stream then waits for the compile, minutes; later ones and new photos reuse it "
                         "(env TURBONEXT_COMPILE)")
+    p.add_argument("--window", type=int, default=None,
+                   help=f"webcam stream: latent window in frames (default 16 on a GPU, {CPU_STREAM_WINDOW} on a CPU: "
+                        "lower latency there at the same quality on the demo model)")
     p.add_argument("--frames-per-level", type=int, default=None,
                    help="webcam stream: frames emitted per UNet call (default window/steps = 4; 1 = lowest latency)")
     return p.parse_args(argv)
 
 
-def live_settings(args: argparse.Namespace) -> dict:
-    """The webcam stream's settings from the command line (``LiveSession`` keyword arguments)."""
+def live_settings(args: argparse.Namespace, device: str = "cuda") -> dict:
+    """The webcam stream's settings (``LiveSession`` keyword arguments) from the command line and the
+    device the model runs on."""
     settings = {"compile": None if args.compile == "none" else args.compile}
+    window = args.window or (CPU_STREAM_WINDOW if device == "cpu" else None)
+    if window is not None:
+        settings["window"] = window
     if args.frames_per_level is not None:
         settings["frames_per_level"] = args.frames_per_level
     return settings
@@ -205,5 +205,7 @@ def live_settings(args: argparse.Namespace) -> dict:
 
 if __name__ == "__main__":
     args = parse_args()
-    demo = build_demo(*load_model(args.model, args.device), live_kwargs=live_settings(args))
+    pipe, notice = load_model(args.model, args.device)
+    device = pipe.device.type if pipe is not None else "cpu"
+    demo = build_demo(pipe, notice, live_kwargs=live_settings(args, device))
     demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port)

@@ -80,6 +80,19 @@ def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
     assert stream["cudagraph_skips"] == 0 and "NOT captured" not in text
 
 
+def test_bench_times_a_saved_model_at_its_native_size(saved_pipe, tmp_path):
+    js = tmp_path / "bench.json"
+    code = turbonext_main(["bench", "stream", "--model", saved_pipe, "--channels-last", "--device", "cpu", "--frames", "4",
+                           "--warmup", "8", "--window", "4", "--frames-per-level", "1", "--baselines", "--json", str(js),
+                           "--markdown", ""])
+    assert code == 0
+    result = json.loads(js.read_text())
+    assert result["size"] == 64 and [r["window"] for r in result["rows"]] == [4] and result["rows"][0]["fps"] > 0
+    assert result["title"].startswith(f"stream benchmark (model {saved_pipe}, VAE channels_last")
+    with pytest.raises(SystemExit):
+        turbonext_main(["bench", "stream", "--model", saved_pipe, "--tiny"])
+
+
 def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():
     from turbonext.bench import markdown_table
 

@@ -70,3 +70,17 @@ def test_demo_model_backgrounds_stay_clean():
     frames = pipe(reference_image=ref, pose_images=poses, generator=torch.Generator().manual_seed(0)).frames
     brightness = [background_brightness(f, t) for f, t in zip(frames, truth)]
     assert max(brightness) < 12.0, [round(b, 1) for b in brightness]
+
+
+def test_load_for_inference_stores_the_vae_channels_last_on_a_cpu_without_changing_frames():
+    from turbonext.loading import load_for_inference
+
+    pipe = load_for_inference("turbonext-demo", "cpu")
+    conv = next(m for m in pipe.vae.decoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert pipe.unet.dtype == torch.float32 and conv.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = TurboNextPipeline.from_pretrained("turbonext-demo")
+    latents = torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast, slow = pipe.decode_latents(latents), plain.decode_latents(latents)
+    assert fast.shape == (3, 3, 256, 256) and (fast - slow).abs().max() < 1 / 255
+

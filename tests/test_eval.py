@@ -51,7 +51,8 @@ class OraclePipe:
         self.calls.append({"steps": num_inference_steps, "n": len(pose_images)})
         return _Out([self.frame(p) for p in pose_images])
 
-    def stream(self, reference_image, num_inference_steps, generator):
+    def stream(self, reference_image, num_inference_steps, window, generator):
+        self.calls.append({"steps": num_inference_steps, "window": window})
         return _Session(self, latency=2)
 
 
@@ -97,8 +98,10 @@ def test_degraded_models_score_worse(data):
 
 
 def test_streaming_and_other_reference(data):
-    result = tn_eval.evaluate(OraclePipe(data), data, split="test_motion", streaming=True, reference="other",
+    pipe = OraclePipe(data)
+    result = tn_eval.evaluate(pipe, data, split="test_motion", streaming=True, reference="other", window=8,
                               num_frames=3, lpips=False, progress=False)
+    assert pipe.calls == [{"steps": 4, "window": 8}] and result["settings"]["window"] == 8
     assert result["num_sequences"] == 1 and result["num_frames_scored"] == 3
     assert result["metrics"]["iou"] == 1.0
     assert result["sequences"][0]["reference"].startswith("id000/") and "kick" not in result["sequences"][0]["reference"]

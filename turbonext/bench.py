@@ -12,7 +12,10 @@ depend on weight values) and measures, in ONE run and on the same device:
       first-frame time, peak GPU memory.
 
 Writes JSON and appends a markdown table (with the exact command and device name) to BENCHMARKS.md.
-``--tiny --device cpu`` runs the same code with tiny components (CI, laptops).
+``--tiny --device cpu`` runs the same code with tiny components (CI, laptops). ``--model M`` times a
+trained pipeline instead (a folder, a Hub id, or ``turbonext-demo``) at its native size, e.g. the embedded
+demo on a laptop CPU; ``--channels-last`` stores the VAE in channels_last memory format first (what
+:func:`turbonext.loading.load_for_inference` does on a CPU), to measure that choice on your device.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from turbonext.component_configs import build_random_pipeline
+from turbonext.live import native_size
 from turbonext.stream_profile import TickProfiler
 from turbonext.streaming import CUDA_GRAPH_MODES
 
@@ -203,9 +207,17 @@ def markdown_table(result: dict) -> str:
 def run_stream_benchmark(args) -> dict:
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device)
+    if args.model:
+        from turbonext.pipeline_turbonext import TurboNextPipeline
+
+        pipe = TurboNextPipeline.from_pretrained(args.model, torch_dtype=dtype).to(device)
+    else:
+        pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device)
+    if args.channels_last:
+        pipe.vae.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
-    size, steps = args.size, args.steps[0]  # baselines at the first value
+    size = args.size or native_size(pipe)
+    steps = args.steps[0]  # baselines at the first value
     ref = _pose_frames(1, size, seed=1)[0]
     pipe.set_reference(ref)
     rows = []
@@ -232,11 +244,16 @@ def run_stream_benchmark(args) -> dict:
         if best and not r["name"].startswith("(c)"):
             ratios[f"vs {r['name'][:3]}"] = best["fps"] / r["fps"]
     return {
-        "title": f"stream benchmark ({'tiny' if args.tiny else 'SD1.5 size'}, {device_name(device)})",
+        "title": f"stream benchmark ({model_label(args)}, {device_name(device)})",
         "command": "python -m turbonext.bench " + " ".join(shlex.quote(a) for a in args.argv),
         "device": device_name(device), "dtype": args.dtype, "size": size, "steps": list(args.steps),
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows, "ratios": ratios,
     }
+
+
+def model_label(args) -> str:
+    label = f"model {args.model}" if args.model else "tiny" if args.tiny else "SD1.5 size"
+    return label + (", VAE channels_last" if args.channels_last else "")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,9 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["stream"], help="which benchmark")
     parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
+    parser.add_argument("--model", default=None,
+                        help="time this trained pipeline (folder, Hub id or turbonext-demo) instead of random weights")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="store the VAE in channels_last memory format (faster decoding on CPUs)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
-    parser.add_argument("--size", type=int, default=None, help="frame size (default 512, 64 with --tiny)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="frame size (default 512, 64 with --tiny, the model's native size with --model)")
     parser.add_argument("--steps", type=int, nargs="+", default=[4],
                         help="LCM steps (noise levels of a stream); the baselines use the first value")
     parser.add_argument("--window", type=int, nargs="+", default=[16])
@@ -270,10 +292,12 @@ def cli_main(argv: list[str]) -> int:
     args.argv = list(argv)
     if args.dtype is None:
         args.dtype = "fp16" if args.device.startswith("cuda") else "fp32"
-    args.size = args.size or (64 if args.tiny else 512)
+    if args.model and args.tiny:
+        raise SystemExit("--tiny and --model exclude each other: --tiny builds random tiny components")
+    args.size = args.size or (None if args.model else 64 if args.tiny else 512)
     args.frames = args.frames or (24 if args.tiny else 300)
     args.warmup = args.warmup or (16 if args.tiny else 48)
-    if args.size % 8:
+    if args.size and args.size % 8:
         raise SystemExit(f"--size must be divisible by 8, got {args.size}")
     result = run_stream_benchmark(args)
     table = markdown_table(result)

@@ -39,7 +39,7 @@ def _generator(seed: int):
 
 
 def _render(pipe: Any, reference: Image.Image, poses: list[Image.Image], steps: int, seed: int, streaming: bool,
-            reference_pose: Image.Image | None = None) -> list[Image.Image]:
+            reference_pose: Image.Image | None = None, window: int = 16) -> list[Image.Image]:
     """Run the model over ``poses``; returns one frame per pose. ``reference_pose`` is passed only to
     models that read it (``pipe.reads_reference_pose``)."""
     extra = {"reference_pose": reference_pose} if getattr(pipe, "reads_reference_pose", False) else {}
@@ -49,7 +49,8 @@ def _render(pipe: Any, reference: Image.Image, poses: list[Image.Image], steps: 
         return list(out.frames)
     if not hasattr(pipe, "stream"):
         raise ValueError(f"streaming=True needs a model with a .stream() method; {type(pipe).__name__} has none.")
-    session = pipe.stream(reference_image=reference, num_inference_steps=steps, generator=_generator(seed), **extra)
+    session = pipe.stream(reference_image=reference, num_inference_steps=steps, window=window,
+                          generator=_generator(seed), **extra)
     frames: list[Image.Image] = []
     for pose in poses:
         frames.extend(session.step(pose))
@@ -95,6 +96,7 @@ def evaluate(
     num_inference_steps: int = 4,
     seed: int = 0,
     streaming: bool = False,
+    window: int = 16,
     max_sequences: int | None = None,
     reference: str = "first",
     lpips: bool = True,
@@ -111,6 +113,7 @@ def evaluate(
         num_inference_steps: denoising steps.
         seed: seeds the model's generator (the same for every scene).
         streaming: render through ``pipe.stream`` frame by frame instead of one call per clip.
+        window: the stream's latent window (frames), with ``streaming``.
         max_sequences: score only the first this many scenes.
         reference: "first" (the scene's first frame; not scored) or "other" (another scene of
             the same identity; every frame scored).
@@ -150,7 +153,7 @@ def evaluate(
         gt, poses, keypoints = load_scene(root / scene, num_frames)
         ref_image, ref_pose, ref_name, first = _reference_for(scene, all_scenes, root, reference)
         start = time.perf_counter()
-        pred = _render(pipe, ref_image, poses, num_inference_steps, seed, streaming, ref_pose)
+        pred = _render(pipe, ref_image, poses, num_inference_steps, seed, streaming, ref_pose, window)
         seconds += time.perf_counter() - start
         rendered += len(poses)
         if len(pred) != len(poses):
@@ -179,7 +182,8 @@ def evaluate(
         "split": split,
         "dataset": str(root),
         "settings": {"num_frames": num_frames, "num_inference_steps": num_inference_steps, "seed": seed,
-                     "streaming": streaming, "reference": reference, "max_sequences": max_sequences},
+                     "streaming": streaming, "window": window if streaming else None, "reference": reference,
+                     "max_sequences": max_sequences},
         "num_sequences": len(per_scene),
         "num_frames_scored": int(sum(r["frames"] for r in per_scene)),
         "metrics": summary,
@@ -222,6 +226,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=4, help="num_inference_steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--streaming", action="store_true", help="render frame by frame through pipe.stream()")
+    parser.add_argument("--window", type=int, default=16, help="with --streaming: the stream's latent window (frames)")
     parser.add_argument("--max-sequences", type=int, default=None)
     parser.add_argument("--reference", default="first", choices=("first", "other"))
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -246,7 +251,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
     settings = dict(dataset_dir=args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
-                    seed=args.seed, streaming=args.streaming, max_sequences=args.max_sequences,
+                    seed=args.seed, streaming=args.streaming, window=args.window, max_sequences=args.max_sequences,
                     reference=args.reference, lpips=not args.no_lpips, fid=args.fid)
     try:
         if args.ablations:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from turbonext.loading import DEMO_MODEL_NAME
+from turbonext.loading import DEMO_MODEL_NAME, load_for_inference
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,16 +50,14 @@ def generate(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
-    from turbonext import TurboNextPipeline
     from turbonext.data.video_io import write_video
     from turbonext.driving import poses_from_folder, poses_from_video, save_gif, side_by_side, synthetic_demo_inputs
+    from turbonext.live import native_size
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    pipe = TurboNextPipeline.from_pretrained(args.model, torch_dtype=dtype).to(device)
+    pipe = load_for_inference(args.model, args.device)
     if args.model == DEMO_MODEL_NAME:
         print(f"Using the embedded demo model ({DEMO_MODEL_NAME}): trained on synthetic figures only.")
-    size = args.size or int(pipe.unet.config.sample_size) * 8
+    size = args.size or native_size(pipe)
     truth = reference_pose = None
     if args.driving:
         poses = poses_from_video(args.driving, size, detector=args.detector, max_frames=args.max_frames)
@@ -91,7 +89,7 @@ def generate(args: argparse.Namespace) -> int:
     if not pipe.reads_reference_pose:
         reference_pose = None
 
-    generator = torch.Generator(device).manual_seed(args.seed)
+    generator = torch.Generator(pipe.device).manual_seed(args.seed)
     if args.stream:
         session = pipe.stream(reference_image=reference, num_inference_steps=args.steps, generator=generator,
                               height=size, width=size, reference_pose=reference_pose)
