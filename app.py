@@ -183,9 +183,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="torch.compile the webcam stream's UNet (GPU; reduce-overhead = CUDA graphs). The first "
                         "webcam stream then waits for the compile, minutes; later ones and new photos reuse it "
                         "(env TURBONEXT_COMPILE)")
-    p.add_argument("--window", type=int, default=None,
+    p.add_argument("--window", type=int, default=os.environ.get("TURBONEXT_WINDOW"),  # argparse converts a string default
                    help=f"webcam stream: latent window in frames (default 16 on a GPU, {CPU_STREAM_WINDOW} on a CPU: "
-                        "lower latency there at the same quality on the demo model)")
+                        "lower latency there at the same quality on the demo model; env TURBONEXT_WINDOW)")
     p.add_argument("--frames-per-level", type=int, default=None,
                    help="webcam stream: frames emitted per UNet call (default window/steps = 4; 1 = lowest latency)")
     return p.parse_args(argv)

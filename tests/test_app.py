@@ -66,13 +66,15 @@ def test_reference_without_a_person_warns_and_uses_a_centre_crop(tiny_model):
         live.close()
 
 
-def test_command_line_stream_settings_reach_the_webcam_stream(tiny_model):
+def test_command_line_stream_settings_reach_the_webcam_stream(tiny_model, monkeypatch):
     args = app.parse_args(["--compile", "reduce-overhead", "--frames-per-level", "1"])
     settings = app.live_settings(args)
     assert settings == {"compile": "reduce-overhead", "frames_per_level": 1}
     assert app.live_settings(app.parse_args([])) == {"compile": None}  # on a GPU: the library's defaults
     assert app.live_settings(app.parse_args([]), "cpu") == {"compile": None, "window": app.CPU_STREAM_WINDOW}
     assert app.live_settings(app.parse_args(["--window", "16"]), "cpu")["window"] == 16
+    monkeypatch.setenv("TURBONEXT_WINDOW", "12")  # the Space variable
+    assert app.live_settings(app.parse_args([]), "cpu")["window"] == 12
     with pytest.raises(SystemExit):
         app.parse_args(["--compile", "fast"])
     h = app.Handlers(tiny_model, detector_factory=FakeDetector, live_kwargs={**LIVE, **settings})
