@@ -93,6 +93,22 @@ def test_bench_times_a_saved_model_at_its_native_size(saved_pipe, tmp_path):
         turbonext_main(["bench", "stream", "--model", saved_pipe, "--tiny"])
 
 
+def test_bench_live_writes_its_table(saved_pipe, tmp_path, monkeypatch):
+    from test_live import FakeDetector
+
+    monkeypatch.setattr("turbonext.pose.detectors.get_detector", lambda name, video_mode=False: FakeDetector())
+    js, md = tmp_path / "live.json", tmp_path / "BENCH.md"
+    assert turbonext_main(["bench", "live", "--model", saved_pipe, "--device", "cpu", "--window", "4", "8",
+                           "--frames-per-level", "1", "--steps", "2", "--seconds", "1", "--warmup-seconds", "0.3",
+                           "--input-fps", "20", "--json", str(js), "--markdown", str(md)]) == 0
+    rows = json.loads(js.read_text())["rows"]
+    assert [r["name"].split(" steps")[0] for r in rows] == ["live window=4 frames_per_level=1",
+                                                            "live window=8 frames_per_level=1"]
+    text = md.read_text()
+    assert "live benchmark (webcam path)" in text and "python -m turbonext.bench live --model" in text
+    assert text.count("| live window=") == 2
+
+
 def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():
     from turbonext.bench import markdown_table
 

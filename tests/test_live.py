@@ -175,3 +175,19 @@ def test_render_clip_writes_a_video_and_reports_progress(pipe, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(ValueError, match="not a video"):
         render_clip(pipe, webcam_frame(3), str(tmp_path / "notes.txt"), detector=FakeDetector())
+
+
+def test_live_benchmark_replays_a_webcam_at_its_frame_rate(pipe):
+    from turbonext.live_bench import WEBCAM_SIZE, markdown_rows, run_live_benchmark, webcam_frames
+
+    reference, frames = webcam_frames(64, num_frames=4)
+    assert reference.shape == (64, 64, 3) and frames[0].shape == (*WEBCAM_SIZE, 3) and len(frames) == 6
+    detector = FakeDetector()
+    row = run_live_benchmark(pipe, detector, seconds=1.5, input_fps=20, warmup_s=0.3, window=4, frames_per_level=1,
+                             num_inference_steps=2)
+    assert row["name"] == "live window=4 frames_per_level=1 steps=2 compile=None" and row["detector"] == "fake"
+    assert 5 < row["input_fps"] <= 21 and row["frames_in"] >= 8 and detector.calls >= row["frames_in"]
+    assert row["rendered_fps"] > 0 and row["p50_latency_ms"] > 0 and row["detect_ms"] >= 0
+    assert 0 <= row["dropped"] < row["frames_in"]
+    table = markdown_rows([row])
+    assert table[2].startswith("| live window=4") and len(table) == 3

@@ -204,7 +204,8 @@ def markdown_table(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_stream_benchmark(args) -> dict:
+def load_bench_pipeline(args):
+    """The pipeline a benchmark times: ``--model``, or random weights (``--tiny`` or SD1.5 size)."""
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     if args.model:
@@ -216,6 +217,50 @@ def run_stream_benchmark(args) -> dict:
     if args.channels_last:
         pipe.vae.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _header(args, title: str, size: int) -> list[str]:
+    return [f"### {title} ({model_label(args)}, {device_name(torch.device(args.device))})", "",
+            f"Command: `python -m turbonext.bench {' '.join(shlex.quote(a) for a in args.argv)}`  ",
+            f"Device: {device_name(torch.device(args.device))}; dtype {args.dtype}; {size}x{size}; "
+            f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}", ""]
+
+
+def run_live_benchmark(args) -> tuple[dict, str]:
+    """``bench live``: the app's webcam path (:mod:`turbonext.live_bench`) for each window / frames per
+    level / compile setting; returns (result, markdown)."""
+    from turbonext.live_bench import markdown_rows
+    from turbonext.live_bench import run_live_benchmark as run_live
+    from turbonext.pose.detectors import get_detector
+
+    pipe = load_bench_pipeline(args)
+    rows = []
+    for compile_mode in args.compile:
+        for window in args.window:
+            for per_level in args.frames_per_level:
+                if per_level * args.steps[0] > window:
+                    continue
+                detector = get_detector(args.detector, video_mode=True)
+                try:
+                    rows.append(run_live(pipe, detector, seconds=args.seconds, input_fps=args.input_fps,
+                                         warmup_s=args.warmup_seconds, window=window, frames_per_level=per_level,
+                                         num_inference_steps=args.steps[0],
+                                         compile=None if compile_mode == "none" else compile_mode))
+                finally:
+                    detector.close()
+                print(rows[-1], flush=True)
+    size = native_size(pipe)
+    result = {"device": device_name(torch.device(args.device)), "dtype": args.dtype, "size": size,
+              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    note = ("Latency: a pose frame entering the model -> its frame out (detection, on the caller's thread, "
+            "comes on top); rendered FPS counts every frame the model emits.")
+    return result, "\n".join(_header(args, "live benchmark (webcam path)", size) + markdown_rows(rows) + ["", note]) + "\n"
+
+
+def run_stream_benchmark(args) -> dict:
+    device = torch.device(args.device)
+    pipe = load_bench_pipeline(args)
     size = args.size or native_size(pipe)
     steps = args.steps[0]  # baselines at the first value
     ref = _pose_frames(1, size, seed=1)[0]
@@ -259,7 +304,9 @@ def model_label(args) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turbonext bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["stream"], help="which benchmark")
+    parser.add_argument("what", choices=["stream", "live"],
+                        help="stream: StreamSession vs baselines, frames fed as fast as it takes them; live: the "
+                             "app's webcam path (pose detection + latest-frame-wins worker) at a webcam's frame rate")
     parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
     parser.add_argument("--model", default=None,
                         help="time this trained pipeline (folder, Hub id or turbonext-demo) instead of random weights")
@@ -282,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=int, default=0, metavar="FRAMES",
                         help="after each StreamSession measurement, time FRAMES more frames section by section "
                              "(pose guider, UNet, scheduler, decode, host)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="live: seconds measured after the warm-up")
+    parser.add_argument("--warmup-seconds", type=float, default=5.0, help="live: seconds after the first frame, not measured")
+    parser.add_argument("--input-fps", type=float, default=12.5, help="live: the replayed webcam's frame rate")
+    parser.add_argument("--detector", default="auto", help="live: pose detector (auto, yolo, mediapipe)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--markdown", default="BENCHMARKS.md", help="append the table here ('' to skip)")
     return parser
@@ -299,8 +350,11 @@ def cli_main(argv: list[str]) -> int:
     args.warmup = args.warmup or (16 if args.tiny else 48)
     if args.size and args.size % 8:
         raise SystemExit(f"--size must be divisible by 8, got {args.size}")
-    result = run_stream_benchmark(args)
-    table = markdown_table(result)
+    if args.what == "live":
+        result, table = run_live_benchmark(args)
+    else:
+        result = run_stream_benchmark(args)
+        table = markdown_table(result)
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
