@@ -1,6 +1,5 @@
 """StreamSession: equivalence with a plain implementation of the same schedule, cost accounting, API."""
 
-import threading
 import time
 
 import numpy as np
@@ -263,7 +262,51 @@ def test_runner_surfaces_worker_errors():
     with pytest.raises(RuntimeError, match="bad frame"):
         runner.submit(2)
     runner.close()
-    assert not any(t.name == "turbonext-stream" and t.is_alive() for t in threading.enumerate() if t is runner._thread)
+    assert not any(t.is_alive() for t in runner._threads)
+
+
+def test_runner_prepares_only_frames_the_model_takes():
+    """With ``prepare`` (pose detection in the app), a frame replaced before the model is ready is never
+    prepared; preparation runs on its own thread, submit never waits, errors surface on submit."""
+    class Slow:
+        def __init__(self):
+            self.seen = []
+
+        def step(self, frame):
+            time.sleep(0.1)
+            self.seen.append(frame)
+            return [frame]
+
+    prepared = []
+
+    def prepare(frame):
+        time.sleep(0.02)
+        prepared.append(frame)
+        return -frame
+
+    session = Slow()
+    with LatestFrameRunner(session, prepare=prepare) as runner:
+        start = time.perf_counter()
+        for i in range(1, 41):
+            runner.submit(i)
+            time.sleep(0.01)
+        assert time.perf_counter() - start < 1.0  # never waited for prepare or the model
+        time.sleep(0.4)
+    assert session.seen == [-p for p in prepared[: len(session.seen)]]  # the model sees prepared frames, in order
+    assert len(prepared) <= len(session.seen) + 1 < 15  # at most one prepared ahead of the model, not all 40
+    assert runner.dropped == 40 - len(prepared) and prepared[-1] > 30  # the newest frames won
+
+    def broken(frame):
+        raise ValueError("no detector")
+
+    runner = LatestFrameRunner(Slow(), prepare=broken)
+    runner.submit(1)
+    deadline = time.time() + 2
+    while runner.error is None and time.time() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="no detector"):
+        runner.submit(2)
+    runner.close()
 
 
 def test_next_output_plays_every_frame_of_a_burst_in_order():

@@ -253,8 +253,9 @@ def run_live_benchmark(args) -> tuple[dict, str]:
     size = native_size(pipe)
     result = {"device": device_name(torch.device(args.device)), "dtype": args.dtype, "size": size,
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    note = ("Latency: a pose frame entering the model -> its frame out (detection, on the caller's thread, "
-            "comes on top); rendered FPS counts every frame the model emits.")
+    note = ("Latency: a webcam frame arriving -> its rendered frame ready (pose detection, waiting for the model, "
+            "the model; not the camera or the display); model part: the pose entering the model -> out. Rendered "
+            "FPS counts every frame the model emits.")
     return result, "\n".join(_header(args, "live benchmark (webcam path)", size) + markdown_rows(rows) + ["", note]) + "\n"
 
 

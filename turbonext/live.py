@@ -174,15 +174,29 @@ class FollowingCrop:
 
 # --------------------------------------------------------------------------------- session
 class _PoseStepper:
-    """What the runner's worker calls: one stream step with this session's reference in the pipeline."""
+    """What the runner's worker calls: one stream step with this session's reference in the pipeline.
+
+    Each pose comes with its webcam frame's arrival time (``time.perf_counter``); a stream emits frames
+    in the order their poses entered, so the oldest pending arrival belongs to the next frame out:
+    ``latencies`` are webcam frame in -> rendered frame out (detection, waiting and the model), seconds.
+    """
 
     def __init__(self, session, cache, lock: threading.RLock) -> None:
         self.session, self.cache, self.lock = session, cache, lock
+        self.arrivals: collections.deque = collections.deque()
+        self.latencies: collections.deque = collections.deque(maxlen=2048)
 
-    def step(self, pose_map: np.ndarray) -> list:
+    def step(self, item: tuple[np.ndarray, float]) -> list:
+        pose_map, arrival = item
         with self.lock:
             self.session.pipe.reference_state.cache = self.cache
-            return self.session.step(pose_map)
+            frames = self.session.step(pose_map)
+        self.arrivals.append(arrival)
+        now = time.perf_counter()
+        for _ in frames:
+            if self.arrivals:
+                self.latencies.append(now - self.arrivals.popleft())
+        return frames
 
 
 class LiveSession:
@@ -209,6 +223,7 @@ class LiveSession:
         self.stream_kwargs = dict(num_inference_steps=num_inference_steps, window=window,
                                   frames_per_level=frames_per_level, compile=compile, generator=generator)
         self.lock = pipeline_lock(pipe)
+        self._detector_lock = threading.Lock()
         self.margin = margin
         self.tracker = MainPersonTracker()
         self.smoother = OneEuroFilter(min_cutoff=min_cutoff, beta=beta)
@@ -219,6 +234,7 @@ class LiveSession:
         self.last_output: np.ndarray | None = None
         self.frames_seen = 0
         self.detect_ms: collections.deque = collections.deque(maxlen=30)
+        self.detections = 0  # webcam frames detected (the rest were replaced before the model was ready)
         self._in_times: collections.deque = collections.deque(maxlen=30)
         self._out_times: collections.deque = collections.deque(maxlen=30)
 
@@ -229,7 +245,8 @@ class LiveSession:
         Returns the prepared reference (square crop around the person, on black) with a notice when
         a centre crop had to be used (only with ``require_person=False``; else a ``ValueError``).
         """
-        prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person)
+        with self._detector_lock:  # the running stream's detection thread shares the detector
+            prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person)
         reference_pose = reference_pose_for(self.pipe, prepared)  # raises before the running stream is touched
         self.close()
         with self.lock:
@@ -238,44 +255,55 @@ class LiveSession:
             session = self.pipe.stream(reference_image=None, output_type="np", height=self.size, width=self.size,
                                        **self.stream_kwargs)
         self.reference = prepared
-        self.runner = LatestFrameRunner(_PoseStepper(session, cache, self.lock), max_outputs=8)
-        self.tracker.reset()
+        self.tracker.reset()  # before the new runner's detection thread starts
         self.smoother.reset()
         self.framer.reset()
         self.last_output = None
+        self.runner = LatestFrameRunner(_PoseStepper(session, cache, self.lock), max_outputs=8, prepare=self._prepare)
         return prepared
 
     # ------------------------------------------------------------------ per frame
     def make_pose_map(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray:
-        """Detect, follow, smooth, frame and render: webcam frame -> pose map (size x size uint8 RGB)."""
+        """Detect, follow, smooth, frame and render: webcam frame -> pose map (size x size uint8 RGB).
+        Also kept as :attr:`pose_map` (the UI's preview)."""
         rgb = load_rgb(frame, "webcam frame")
         start = time.perf_counter()
-        person = self.tracker(self.detector.detect(rgb))
+        with self._detector_lock:
+            person = self.tracker(self.detector.detect(rgb))
         self.detect_ms.append((time.perf_counter() - start) * 1000)
+        self.detections += 1
         if person is None:
-            return np.zeros((self.size, self.size, 3), np.uint8)
-        kp = person.keypoints.copy()
-        valid = np.repeat(person.visible()[:, None], 2, axis=1)
-        kp[:, :2] = self.smoother(person.xy, timestamp, valid).astype(np.float32)
-        person = Person(kp, person.score, person.bbox)
-        crop = self.framer.update(person)
-        return pose_map_in_crop(person, crop, self.size)
+            pose_map = np.zeros((self.size, self.size, 3), np.uint8)
+        else:
+            kp = person.keypoints.copy()
+            valid = np.repeat(person.visible()[:, None], 2, axis=1)
+            kp[:, :2] = self.smoother(person.xy, timestamp, valid).astype(np.float32)
+            person = Person(kp, person.score, person.bbox)
+            pose_map = pose_map_in_crop(person, self.framer.update(person), self.size)
+        self.pose_map = pose_map
+        return pose_map
+
+    def _prepare(self, item: tuple[np.ndarray, float, float]) -> tuple[np.ndarray, float]:
+        rgb, timestamp, arrival = item
+        return self.make_pose_map(rgb, timestamp), arrival
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray | None:
         """Submit one webcam frame; return the next rendered frame in order (the last one shown again
         while none is ready; None until the first is ready).
 
-        Never waits for the model: a frame the worker has not started yet is replaced by this one.
-        Raises ``ValueError`` without a reference or for a frame that is not uint8 RGB (H, W, 3), and
-        ``RuntimeError`` if the worker failed (its error attached).
+        Never waits for the model or the pose detector: the frame is detected on the runner's
+        preparation thread, and only when the model is ready for a new pose (a frame replaced by a newer
+        one before that is never detected, and is counted as dropped). Raises ``ValueError`` without a
+        reference or for a frame that is not uint8 RGB (H, W, 3), and ``RuntimeError`` if the worker or
+        the detection failed (its error attached).
         """
         if self.runner is None:
             raise ValueError("no reference set: call set_reference(image) with a photo of one person first.")
+        rgb = load_rgb(frame, "webcam frame")  # a bad frame is refused here, not on the worker
         now = time.perf_counter()
-        self.pose_map = self.make_pose_map(frame, now if timestamp is None else timestamp)
         self.frames_seen += 1
         self._in_times.append(now)
-        self.runner.submit(self.pose_map)
+        self.runner.submit((rgb, now if timestamp is None else timestamp, now))
         out = self.runner.next_output()  # every rendered frame in turn, one per webcam frame
         if out is not None:
             self.last_output = out
@@ -290,14 +318,17 @@ class LiveSession:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def stats(self) -> dict:
-        """Input/output FPS (last 30 frames), latency, dropped frames, detection time."""
+        """Input/output FPS (last 30 frames), latency (``p50_latency_ms``: webcam frame in -> rendered frame
+        out; ``p50_model_latency_ms``: the pose entering the model -> out), dropped frames, detection time."""
         out = {"frames_in": self.frames_seen, "input_fps": self._rate(self._in_times),
                "output_fps": self._rate(self._out_times),
                "detect_ms": float(np.mean(self.detect_ms)) if self.detect_ms else None}
         if self.runner is not None:
             summary = self.runner.session.session.stats.summary()
+            webcam = list(self.runner.session.latencies)
             out.update(dropped=self.runner.dropped, processed=self.runner.processed, frames_out=summary["frames_out"],
-                       p50_latency_ms=summary["p50_latency_ms"], mean_step_ms=summary["mean_step_ms"])
+                       p50_latency_ms=float(np.percentile(webcam, 50) * 1000) if webcam else None,
+                       p50_model_latency_ms=summary["p50_latency_ms"], mean_step_ms=summary["mean_step_ms"])
         return out
 
     def stats_markdown(self) -> str:
