@@ -27,7 +27,7 @@ from turbonext.streaming import COMPILE_MODES
 
 STREAM_EVERY = 0.08  # s between webcam frames sent by the browser (~12 fps)
 STREAM_TIME_LIMIT = 180  # s per webcam stream, so one user cannot hold the GPU forever
-CPU_STREAM_WINDOW = 8  # on a CPU: the demo's quality of window 16, p50 latency 1.9 s instead of 3.1 s (BENCHMARKS.md)
+CPU_STREAM_WINDOW = 8  # on a CPU: the demo's quality of window 16 at about half the delay (BENCHMARKS.md)
 STREAM_CONCURRENCY = 4  # stream calls only submit/fetch; the GPU work is serialised by the pipeline lock
 INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video "
          "(**Upload**) or with your own moves in front of the camera (**Webcam**).")
