@@ -224,11 +224,11 @@ def test_stream_errors(tiny_pipe):
 
 
 class SlowSession:
-    def __init__(self):
-        self.seen = []
+    def __init__(self, delay: float = 0.02):
+        self.seen, self.delay = [], delay
 
     def step(self, frame):
-        time.sleep(0.02)
+        time.sleep(self.delay)
         self.seen.append(frame)
         return [frame * 10]
 
@@ -249,6 +249,12 @@ def test_latest_frame_wins_and_nothing_grows():
     assert session.seen == sorted(session.seen)
 
 
+def wait_for_error(runner, seconds: float = 2.0) -> None:
+    deadline = time.time() + seconds
+    while runner.error is None and time.time() < deadline:
+        time.sleep(0.01)
+
+
 def test_runner_surfaces_worker_errors():
     class Broken:
         def step(self, frame):
@@ -256,9 +262,7 @@ def test_runner_surfaces_worker_errors():
 
     runner = LatestFrameRunner(Broken())
     runner.submit(1)
-    deadline = time.time() + 2
-    while runner.error is None and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for_error(runner)
     with pytest.raises(RuntimeError, match="bad frame"):
         runner.submit(2)
     runner.close()
@@ -268,15 +272,6 @@ def test_runner_surfaces_worker_errors():
 def test_runner_prepares_only_frames_the_model_takes():
     """With ``prepare`` (pose detection in the app), a frame replaced before the model is ready is never
     prepared; preparation runs on its own thread, submit never waits, errors surface on submit."""
-    class Slow:
-        def __init__(self):
-            self.seen = []
-
-        def step(self, frame):
-            time.sleep(0.1)
-            self.seen.append(frame)
-            return [frame]
-
     prepared = []
 
     def prepare(frame):
@@ -284,7 +279,7 @@ def test_runner_prepares_only_frames_the_model_takes():
         prepared.append(frame)
         return -frame
 
-    session = Slow()
+    session = SlowSession(0.1)
     with LatestFrameRunner(session, prepare=prepare) as runner:
         start = time.perf_counter()
         for i in range(1, 41):
@@ -299,11 +294,9 @@ def test_runner_prepares_only_frames_the_model_takes():
     def broken(frame):
         raise ValueError("no detector")
 
-    runner = LatestFrameRunner(Slow(), prepare=broken)
+    runner = LatestFrameRunner(SlowSession(), prepare=broken)
     runner.submit(1)
-    deadline = time.time() + 2
-    while runner.error is None and time.time() < deadline:
-        time.sleep(0.01)
+    wait_for_error(runner)
     with pytest.raises(RuntimeError, match="no detector"):
         runner.submit(2)
     runner.close()
