@@ -85,3 +85,23 @@ def test_push_errors_are_clear_and_keep_the_folder(pipeline_folder, fake_hub, tm
     for original in pipeline_folder.rglob("*"):
         if original.is_file():
             assert (folder / original.relative_to(pipeline_folder)).read_bytes() == original.read_bytes()
+
+
+def test_pipeline_push_to_hub_uploads_with_a_turbonext_card(tiny_pipe_factory, fake_hub, tmp_path):
+    pipe = tiny_pipe_factory()
+    url = pipe.push_to_hub("you/from-python", private=True)
+    assert url.startswith("https://huggingface.co/you/from-python") and fake_hub.calls[0] == ("create_repo", "you/from-python", True)
+    files = fake_hub.calls[1][2]
+    assert "README.md" in files and "unet/diffusion_pytorch_model.safetensors" in files
+    with pytest.raises(ValueError, match="create_pr"):
+        pipe.push_to_hub("you/from-python", create_pr=True)
+    # the diffusers spelling, save_pretrained(push_to_hub=True), takes the same path
+    fake_hub.calls.clear()
+    pipe.save_pretrained(tmp_path / "saved", push_to_hub=True, repo_id="you/saved")
+    assert [c[:2] for c in fake_hub.calls] == [("create_repo", "you/saved"), ("upload_folder", "you/saved")]
+    assert ModelCard.load(tmp_path / "saved" / "README.md").data.library_name == "turbonext"
+    with pytest.raises(ValueError, match="repo_id"):
+        pipe.save_pretrained(tmp_path / "other", push_to_hub=True)
+    pipe.save_pretrained(tmp_path / "plain")  # a plain save writes no card and uploads nothing
+    assert not (tmp_path / "plain" / "README.md").exists() and len(fake_hub.calls) == 2
+

@@ -108,12 +108,44 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         return assemble_pipeline(cls, **kwargs)
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
+    def save_pretrained(self, save_directory, *args, push_to_hub: bool = False, **kwargs):
         """``DiffusionPipeline.save_pretrained``, minus loading settings: a tokenizer loaded offline keeps
-        ``local_files_only=True`` in its init kwargs, which is not part of the model and is not saved."""
+        ``local_files_only=True`` in its init kwargs, which is not part of the model and is not saved.
+
+        ``push_to_hub=True`` (with ``repo_id="owner/name"``, optional ``private``, ``token``,
+        ``commit_message``) uploads the folder the way :meth:`push_to_hub` does, with a turbonext card.
+        """
+        hub = {k: kwargs.pop(k) for k in ("repo_id", "private", "token", "commit_message") if k in kwargs}
+        if push_to_hub and not hub.get("repo_id"):
+            raise ValueError("push_to_hub=True needs repo_id='owner/name' (the Hub model repo to upload to).")
         if getattr(self, "tokenizer", None) is not None:
             self.tokenizer.init_kwargs.pop("local_files_only", None)
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if push_to_hub:
+            from turbonext.hub_publish import push_folder, write_card
+
+            write_card(save_directory, hub["repo_id"])
+            push_folder(save_directory, hub["repo_id"], private=bool(hub.get("private")), token=hub.get("token"),
+                        commit_message=hub.get("commit_message"))
+        return result
+
+    def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
+                    token: str | None = None, **kwargs) -> str:
+        """Upload the pipeline to the Hub model repo ``repo_id`` with a turbonext model card; returns the
+        commit URL. (diffusers' own version writes a generic card naming diffusers' loader, which cannot
+        load this pipeline: its classes live in turbonext.) More control: ``save_pretrained`` a folder,
+        then ``turbonext push FOLDER REPO --eval-json ...``."""
+        if kwargs:
+            raise ValueError(f"push_to_hub takes repo_id, commit_message, private and token; not {sorted(kwargs)}. "
+                             "For more, save_pretrained a folder and upload it with `turbonext push`.")
+        import tempfile
+
+        from turbonext.hub_publish import push_folder, write_card
+
+        with tempfile.TemporaryDirectory(prefix="turbonext-push-") as folder:
+            self.save_pretrained(folder)
+            write_card(folder, repo_id)
+            return push_folder(folder, repo_id, private=bool(private), token=token, commit_message=commit_message)
 
     def to(self, *args, **kwargs) -> "TurboNextPipeline":
         super().to(*args, **kwargs)
