@@ -111,8 +111,9 @@ def model_card(model_index: dict, repo_id: str | None = None, training: dict | N
                 lines.append(f"| {key} | `{value}` |")
         lines.append("")
     if eval_rows:
-        lines += ["## Evaluation", "", "`turbonext eval` on held-out sequences (metrics: `turbonext.metrics`; "
-                  "higher is better except colour error and flicker):", ""]
+        lines += ["## Evaluation", "", "`turbonext eval` on held-out sequences (metrics: `turbonext.metrics`). "
+                  "Higher is better for PSNR, SSIM and IoU, lower for colour error; flicker is the frame-to-frame "
+                  "change beyond the ground truth's (0: as steady as the truth).", ""]
         lines += _eval_table(eval_rows) + [""]
     lines += ["## Limitations", "",
               "It renders what its training videos taught it: people, clothes and motions unlike them come out "
