@@ -6,6 +6,8 @@
 #   bash benchmarks/h100_stream.sh eager      # (a), (b), StreamSession eager: window 16 and 8, frames_per_level 4 2 1
 #   bash benchmarks/h100_stream.sh graphs     # StreamSession with compile="reduce-overhead" (CUDA graphs)
 #   bash benchmarks/h100_stream.sh lowlatency # CUDA graphs, 3 and 2 steps, windows 8 and 4: the <= 100 ms p95 target
+#   bash benchmarks/h100_stream.sh layout     # CUDA graphs, window 16: the VAE in channels_last (a 34% decode gain on
+#                                             # a CPU, turbonext.loading applies it there only) vs default, one run
 #
 # Why a low-latency part: a frame is emitted num_inference_steps UNet calls after it enters, and a CUDA-graph
 # UNet call is >= 27 ms even at 4 frames (anchors.md), so 4 steps cannot reach p95 <= 100 ms at any window;
@@ -19,7 +21,7 @@
 #
 # Results land in $OUT (JSON, the markdown tables, the log); append the tables to BENCHMARKS.md here.
 set -euo pipefail
-part="${1:?usage: h100_stream.sh eager|graphs|lowlatency}"
+part="${1:?usage: h100_stream.sh eager|graphs|lowlatency|layout}"
 out="${OUT:-/tmp/turbonext-bench}"
 mkdir -p "$out"
 if [ -d .whl ]; then
@@ -39,5 +41,11 @@ case "$part" in
     python3 -m turbonext.bench stream --baselines --compile reduce-overhead --steps 3 2 --window 8 4 \
       --frames-per-level 2 1 --profile 60 --json "$out/stream_lowlatency.json" --markdown "$out/BENCHMARKS_h100.md" \
       2>&1 | tee "$out/lowlatency.log" ;;
-  *) echo "unknown part $part (eager|graphs|lowlatency)" >&2; exit 2 ;;
+  layout)
+    for layout in "" --channels-last; do
+      python3 -m turbonext.bench stream --baselines --compile reduce-overhead --window 16 --frames-per-level 4 1 \
+        --profile 60 $layout --json "$out/stream_layout${layout}.json" --markdown "$out/BENCHMARKS_h100.md" \
+        2>&1 | tee -a "$out/layout.log"
+    done ;;
+  *) echo "unknown part $part (eager|graphs|lowlatency|layout)" >&2; exit 2 ;;
 esac
