@@ -98,6 +98,7 @@ def test_pipeline_push_to_hub_uploads_with_a_turbonext_card(tiny_pipe_factory, f
     # the diffusers spelling, save_pretrained(push_to_hub=True), takes the same path
     fake_hub.calls.clear()
     pipe.save_pretrained(tmp_path / "saved", push_to_hub=True, repo_id="you/saved")
+    assert fake_hub.calls[0] == ("create_repo", "you/saved", None)  # not asked private: the account's default
     assert [c[:2] for c in fake_hub.calls] == [("create_repo", "you/saved"), ("upload_folder", "you/saved")]
     assert ModelCard.load(tmp_path / "saved" / "README.md").data.library_name == "turbonext"
     with pytest.raises(ValueError, match="repo_id"):

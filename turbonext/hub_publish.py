@@ -203,7 +203,7 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, token: 
     if not is_repo_id(repo_id):
         raise ValueError(f"{repo_id!r} is not a Hub repo id: use the form 'owner/name'.")
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    api.create_repo(repo_id, repo_type="model", private=True if private else None, exist_ok=True)  # None: your default
     commit = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(folder),
                                allow_patterns=ALLOW_PATTERNS, commit_message=commit_message or "Upload turbonext pipeline")
     return str(getattr(commit, "commit_url", commit))
