@@ -191,9 +191,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def live_settings(args: argparse.Namespace, device: str = "cuda") -> dict:
+def live_settings(args: argparse.Namespace, device: str | None = None) -> dict:
     """The webcam stream's settings (``LiveSession`` keyword arguments) from the command line and the
-    device the model runs on."""
+    type of device the model runs on (``"cpu"`` gets :data:`CPU_STREAM_WINDOW`)."""
     settings = {"compile": None if args.compile == "none" else args.compile}
     window = args.window or (CPU_STREAM_WINDOW if device == "cpu" else None)
     if window is not None:

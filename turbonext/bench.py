@@ -35,6 +35,7 @@ from torch._dynamo.utils import counters
 
 from turbonext.component_configs import build_random_pipeline
 from turbonext.live import native_size
+from turbonext.loading import default_device
 from turbonext.stream_profile import TickProfiler
 from turbonext.streaming import CUDA_GRAPH_MODES
 
@@ -313,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time this trained pipeline (folder, Hub id or turbonext-demo) instead of random weights")
     parser.add_argument("--channels-last", action="store_true",
                         help="store the VAE in channels_last memory format (faster decoding on CPUs)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=default_device())
     parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
     parser.add_argument("--size", type=int, default=None,
                         help="frame size (default 512, 64 with --tiny, the model's native size with --model)")
@@ -343,7 +344,7 @@ def cli_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(argv)
     if args.dtype is None:
-        args.dtype = "fp16" if args.device.startswith("cuda") else "fp32"
+        args.dtype = "fp32" if torch.device(args.device).type == "cpu" else "fp16"
     if args.model and args.tiny:
         raise SystemExit("--tiny and --model exclude each other: --tiny builds random tiny components")
     args.size = args.size or (None if args.model else 64 if args.tiny else 512)

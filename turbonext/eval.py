@@ -242,11 +242,10 @@ def cli_main(argv: list[str] | None = None) -> int:
     if args.model == "copy-reference":
         pipe: Any = CopyReferenceBaseline()
     else:
-        import torch
-
         from turbonext import TurboNextPipeline
+        from turbonext.loading import default_device
 
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = args.device or default_device()
         pipe = TurboNextPipeline.from_pretrained(args.model).to(device)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)

@@ -266,7 +266,9 @@ class LiveSession:
     def make_pose_map(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray:
         """Detect, follow, smooth, frame and render: webcam frame -> pose map (size x size uint8 RGB).
         Also kept as :attr:`pose_map` (the UI's preview)."""
-        rgb = load_rgb(frame, "webcam frame")
+        return self._pose_map_from_rgb(load_rgb(frame, "webcam frame"), timestamp)
+
+    def _pose_map_from_rgb(self, rgb: np.ndarray, timestamp: float | None) -> np.ndarray:
         start = time.perf_counter()
         with self._detector_lock:
             person = self.tracker(self.detector.detect(rgb))
@@ -285,7 +287,7 @@ class LiveSession:
 
     def _prepare(self, item: tuple[np.ndarray, float, float]) -> tuple[np.ndarray, float]:
         rgb, timestamp, arrival = item
-        return self.make_pose_map(rgb, timestamp), arrival
+        return self._pose_map_from_rgb(rgb, timestamp), arrival  # rgb was checked by process()
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray | None:
         """Submit one webcam frame; return the next rendered frame in order (the last one shown again

@@ -113,7 +113,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         ``local_files_only=True`` in its init kwargs, which is not part of the model and is not saved.
 
         ``push_to_hub=True`` (with ``repo_id="owner/name"``, optional ``private``, ``token``,
-        ``commit_message``) uploads the folder the way :meth:`push_to_hub` does, with a turbonext card.
+        ``commit_message``) uploads the folder with a turbonext card and returns the commit URL.
         """
         hub = {k: kwargs.pop(k) for k in ("repo_id", "private", "token", "commit_message") if k in kwargs}
         if push_to_hub and not hub.get("repo_id"):
@@ -125,8 +125,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             from turbonext.hub_publish import push_folder, write_card
 
             write_card(save_directory, hub["repo_id"])
-            push_folder(save_directory, hub["repo_id"], private=bool(hub.get("private")), token=hub.get("token"),
-                        commit_message=hub.get("commit_message"))
+            return push_folder(save_directory, hub["repo_id"], private=bool(hub.get("private")),
+                               token=hub.get("token"), commit_message=hub.get("commit_message"))
         return result
 
     def push_to_hub(self, repo_id: str, commit_message: str | None = None, private: bool | None = None,
@@ -140,12 +140,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                              "For more, save_pretrained a folder and upload it with `turbonext push`.")
         import tempfile
 
-        from turbonext.hub_publish import push_folder, write_card
-
         with tempfile.TemporaryDirectory(prefix="turbonext-push-") as folder:
-            self.save_pretrained(folder)
-            write_card(folder, repo_id)
-            return push_folder(folder, repo_id, private=bool(private), token=token, commit_message=commit_message)
+            return self.save_pretrained(folder, push_to_hub=True, repo_id=repo_id, private=private, token=token,
+                                        commit_message=commit_message)
 
     def to(self, *args, **kwargs) -> "TurboNextPipeline":
         super().to(*args, **kwargs)
