@@ -1,6 +1,6 @@
 """turbonext Gradio app: Upload (reference + driving video -> MP4) and Webcam (live) tabs.
 
-UI only: the logic lives in :mod:`turbonext.clip_job` and :mod:`turbonext.live`. The model is
+UI only: the logic lives in :mod:`turbonext.jobs.clip` and :mod:`turbonext.jobs.live`. The model is
 loaded once at start (``--model`` / ``TURBONEXT_MODEL``, default the embedded demo); if it cannot
 be loaded the app still starts and says why. Run: ``python app.py [--model M] [--port 7860]``.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+
 
 if os.environ.get("SPACE_ID"):  # on Hugging Face Spaces only; must come before torch initialises CUDA
     try:
@@ -20,10 +21,12 @@ else:
 
 import gradio as gr
 
-from turbonext.clip_job import render_clip
-from turbonext.live import LiveSession
-from turbonext.loading import DEMO_MODEL_NAME, load_for_inference
-from turbonext.streaming import COMPILE_MODES
+from turbonext.jobs.clip import render_clip
+from turbonext.jobs.live import LiveSession
+from turbonext.loaders.hub import DEMO_MODEL_NAME
+from turbonext.pipelines.inference import load_for_inference
+from turbonext.streaming.session import COMPILE_MODES
+
 
 STREAM_EVERY = 0.08  # s between webcam frames sent by the browser (~12 fps)
 STREAM_TIME_LIMIT = 180  # s per webcam stream, so one user cannot hold the GPU forever

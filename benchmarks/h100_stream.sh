@@ -7,7 +7,7 @@
 #   bash benchmarks/h100_stream.sh graphs     # StreamSession with compile="reduce-overhead" (CUDA graphs)
 #   bash benchmarks/h100_stream.sh lowlatency # CUDA graphs, 3 and 2 steps, windows 8 and 4: the <= 100 ms p95 target
 #   bash benchmarks/h100_stream.sh layout     # CUDA graphs, window 16: the VAE in channels_last (a 34% decode gain on
-#                                             # a CPU, turbonext.loading applies it there only) vs default, one run
+#                                             # a CPU, turbonext.load_for_inference applies it there only) vs default, one run
 #
 # Why a low-latency part: a frame is emitted num_inference_steps UNet calls after it enters, and a CUDA-graph
 # UNet call is >= 27 ms even at 4 frames (anchors.md), so 4 steps cannot reach p95 <= 100 ms at any window;
@@ -32,18 +32,18 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 case "$part" in
   eager)
-    python3 -m turbonext.bench stream --compile none --window 16 8 --frames-per-level 4 2 1 --profile 60 \
+    python3 -m turbonext bench stream --compile none --window 16 8 --frames-per-level 4 2 1 --profile 60 \
       --json "$out/stream_eager.json" --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/eager.log" ;;
   graphs)
-    python3 -m turbonext.bench stream --baselines --compile reduce-overhead --window 16 8 --frames-per-level 4 2 1 \
+    python3 -m turbonext bench stream --baselines --compile reduce-overhead --window 16 8 --frames-per-level 4 2 1 \
       --profile 60 --json "$out/stream_graphs.json" --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/graphs.log" ;;
   lowlatency)
-    python3 -m turbonext.bench stream --baselines --compile reduce-overhead --steps 3 2 --window 8 4 \
+    python3 -m turbonext bench stream --baselines --compile reduce-overhead --steps 3 2 --window 8 4 \
       --frames-per-level 2 1 --profile 60 --json "$out/stream_lowlatency.json" --markdown "$out/BENCHMARKS_h100.md" \
       2>&1 | tee "$out/lowlatency.log" ;;
   layout)
     for layout in "" --channels-last; do
-      python3 -m turbonext.bench stream --baselines --compile reduce-overhead --window 16 --frames-per-level 4 1 \
+      python3 -m turbonext bench stream --baselines --compile reduce-overhead --window 16 --frames-per-level 4 1 \
         --profile 60 $layout --json "$out/stream_layout${layout}.json" --markdown "$out/BENCHMARKS_h100.md" \
         2>&1 | tee -a "$out/layout.log"
     done ;;

@@ -22,8 +22,8 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from turbonext import TurboNextPipeline
-from turbonext.driving import synthetic_demo_inputs
-from turbonext.metrics import background_brightness
+from turbonext.evaluation.metrics import background_brightness
+from turbonext.jobs.driving import synthetic_demo_inputs
 
 
 NOISY = 12.0  # background brightness (0-255) above which a frame looks noisy

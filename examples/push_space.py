@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import torch
 
-from turbonext.component_configs import build_random_pipeline
+from turbonext.pipelines.presets import build_random_pipeline
 
 
 def main() -> None:

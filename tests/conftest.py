@@ -7,6 +7,7 @@ import fnmatch
 import os
 from pathlib import Path
 
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -15,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
 def tiny_hub(tmp_path_factory):
     """{role: folder} of tiny components in the layouts of the real repos (SD1.5, motion adapters, TAESD)."""
-    from turbonext.component_configs import write_tiny_hub_layout
+    from turbonext.loaders.hub_layouts import write_tiny_hub_layout
 
     return write_tiny_hub_layout(tmp_path_factory.mktemp("hub"))
 
@@ -121,8 +123,8 @@ class FakeHfApi:
 
 @pytest.fixture
 def fake_hub(monkeypatch):
-    """turbonext.hub_publish talks to this instead of the Hub."""
-    from turbonext import hub_publish
+    """turbonext.loaders.publish talks to this instead of the Hub."""
+    from turbonext.loaders import publish as hub_publish
 
     FakeHfApi.calls, FakeHfApi.fail_with = [], None
     monkeypatch.setattr(hub_publish, "HfApi", FakeHfApi)

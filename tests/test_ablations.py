@@ -3,12 +3,11 @@
 import json
 
 import numpy as np
-import pytest
 import torch
-
 from conftest import make_pose_frames, make_reference
-from turbonext import eval as tn_eval
-from turbonext.ablations import ABLATIONS, pose_guider_zeroed, reference_attention_disabled
+
+from turbonext.commands import eval as eval_command
+from turbonext.evaluation.ablations import ABLATIONS, pose_guider_zeroed, reference_attention_disabled
 from turbonext.synthetic import write_dataset
 
 
@@ -39,7 +38,7 @@ def test_eval_cli_ablations(tiny_pipe, tmp_path, capsys):
     write_dataset(data, num_identities=3, motions=("walk", "kick"), frames=3, size=64, progress=False)
     tiny_pipe.save_pretrained(tmp_path / "model")
     out = tmp_path / "r.json"
-    assert tn_eval.cli_main(["--model", str(tmp_path / "model"), "--data", str(data), "--max-sequences", "1",
+    assert eval_command.cli_main(["--model", str(tmp_path / "model"), "--data", str(data), "--max-sequences", "1",
                              "--steps", "1", "--device", "cpu", "--no-lpips", "--ablations", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert all(f"| {name} |" in text for name in ABLATIONS)

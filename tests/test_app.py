@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+
 gr = pytest.importorskip("gradio")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # app.py lives in the repo root
 
-import app  # noqa: E402
 from test_live import FakeDetector, webcam_frame  # noqa: E402
+
+import app  # noqa: E402
+
 
 LIVE = dict(num_inference_steps=2, window=4, frames_per_level=1)
 
@@ -28,7 +31,7 @@ def tiny_model(tiny_pipe_factory, tmp_path_factory):
 
 
 def test_missing_model_shows_a_notice_instead_of_crashing(tmp_path, monkeypatch):
-    monkeypatch.setattr("turbonext.loading.demo_model_path", lambda: tmp_path / "no-demo")
+    monkeypatch.setattr("turbonext.loaders.hub.demo_model_path", lambda: tmp_path / "no-demo")
     pipe, notice = app.load_model(str(tmp_path / "nothing-here"), "cpu")
     assert pipe is None and "No model is loaded" in notice and "nothing-here" in notice
     demo = app.build_demo(pipe, notice)
@@ -126,7 +129,7 @@ def test_push_space_dry_run_lists_the_files_and_touches_no_network(capsys, monke
     spec.loader.exec_module(push_space)
     assert push_space.main(["--repo-id", "someone/turbonext", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    for name in ("README.md", "app.py", "requirements.txt", "turbonext/live.py", "turbonext/pipeline_turbonext.py"):
+    for name in ("README.md", "app.py", "requirements.txt", "turbonext/jobs/live.py", "turbonext/pipelines/pipeline_turbonext.py"):
         assert f"  {name}  (" in out
     reqs = [line for line in push_space.space_requirements().splitlines() if not line.startswith("#")]
     assert "__pycache__" not in out and "torch>=2.4" in reqs and not any("gradio" in r for r in reqs)

@@ -2,12 +2,11 @@
 
 import json
 
-import numpy as np
 import pytest
+from conftest import make_pose_frames, make_reference
 from PIL import Image
 
-from conftest import make_pose_frames, make_reference
-from turbonext.cli import main as turbonext_main
+from turbonext.commands.main import main as turbonext_main
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +74,7 @@ def test_bench_tiny_cpu_reports_all_three_rows(tmp_path):
     profile = stream["profile"]
     assert profile["ticks"] == 2 and profile["unet_ms"] > 0 and profile["tick_ms"] >= profile["unet_ms"]
     text = md.read_text()
-    assert "python -m turbonext.bench stream --tiny" in text and "| (c) StreamSession" in text
+    assert "python -m turbonext bench stream --tiny" in text and "| (c) StreamSession" in text
     assert "Where a tick goes" in text
     assert stream["cudagraph_skips"] == 0 and "NOT captured" not in text
 
@@ -96,7 +95,7 @@ def test_bench_times_a_saved_model_at_its_native_size(saved_pipe, tmp_path):
 def test_bench_live_writes_its_table(saved_pipe, tmp_path, monkeypatch):
     from test_live import FakeDetector
 
-    monkeypatch.setattr("turbonext.pose.detectors.get_detector", lambda name, video_mode=False: FakeDetector())
+    monkeypatch.setattr("turbonext.commands.bench.get_detector", lambda name, video_mode=False: FakeDetector())
     js, md = tmp_path / "live.json", tmp_path / "BENCH.md"
     assert turbonext_main(["bench", "live", "--model", saved_pipe, "--device", "cpu", "--window", "4", "8",
                            "--frames-per-level", "1", "--steps", "2", "--seconds", "1", "--warmup-seconds", "0.3",
@@ -105,12 +104,12 @@ def test_bench_live_writes_its_table(saved_pipe, tmp_path, monkeypatch):
     assert [r["name"].split(" steps")[0] for r in rows] == ["live window=4 frames_per_level=1",
                                                             "live window=8 frames_per_level=1"]
     text = md.read_text()
-    assert "live benchmark (webcam path)" in text and "python -m turbonext.bench live --model" in text
+    assert "live benchmark (webcam path)" in text and "python -m turbonext bench live --model" in text
     assert text.count("| live window=") == 2
 
 
 def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():
-    from turbonext.bench import markdown_table
+    from turbonext.benchmarks.stream import markdown_table
 
     row = dict(name="(c) StreamSession window=16 frames_per_level=4 compile=reduce-overhead", compile="reduce-overhead",
                ms_per_frame=20.0, fps=50.0, cudagraph_skips=1)

@@ -5,9 +5,10 @@ import numpy as np
 import torch
 
 from turbonext import TurboNextPipeline
-from turbonext.driving import synthetic_demo_inputs
-from turbonext.loading import demo_model_path
-from turbonext.metrics import background_brightness, silhouette_iou, ssim
+from turbonext.evaluation.metrics import background_brightness, silhouette_iou, ssim
+from turbonext.jobs.driving import synthetic_demo_inputs
+from turbonext.loaders.hub import demo_model_path
+
 
 # Measured on these 4 frames (seed 0, CPU, fp32, torch 2.13): SSIM 0.840/0.826/0.858/0.855 (mean 0.845), IoU
 # 0.599/0.564/0.667/0.663 (mean 0.62). A black frame scores SSIM 0.86 but IoU 0.0: IoU is the meaningful bar.
@@ -47,7 +48,7 @@ def figure_colour_error(frames, truth) -> float:
 
 def test_demo_model_takes_the_colours_from_the_reference():
     # Measured (id119, 4 frames, seed 0, CPU): 29.9 with reference attention, 47.5 without (ratio 0.63).
-    from turbonext.ablations import reference_attention_disabled
+    from turbonext.evaluation.ablations import reference_attention_disabled
 
     pipe = TurboNextPipeline.from_pretrained("turbonext-demo")
     pipe.set_progress_bar_config(disable=True)
@@ -73,7 +74,7 @@ def test_demo_model_backgrounds_stay_clean():
 
 
 def test_load_for_inference_stores_the_vae_channels_last_on_a_cpu_without_changing_frames():
-    from turbonext.loading import load_for_inference
+    from turbonext.pipelines.inference import load_for_inference
 
     pipe = load_for_inference("turbonext-demo", "cpu")
     conv = next(m for m in pipe.vae.decoder.modules() if isinstance(m, torch.nn.Conv2d))

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import turbonext
-from turbonext import eval as tn_eval
-from turbonext.metrics import PSNR_MAX_DB
+from turbonext.commands import eval as eval_command
+from turbonext.evaluation import held_out as tn_eval
+from turbonext.evaluation.metrics import PSNR_MAX_DB
 from turbonext.synthetic import load_scene, write_dataset
+
 
 SIZE = 64
 
@@ -137,9 +138,9 @@ def test_cli_with_fake_model(data, tmp_path, monkeypatch, capsys):
             pipe.to = lambda device: pipe
             return pipe
 
-    monkeypatch.setattr(turbonext, "TurboNextPipeline", FakePipeline, raising=False)
+    monkeypatch.setattr(eval_command, "TurboNextPipeline", FakePipeline)
     out = tmp_path / "r.json"
-    rc = tn_eval.cli_main(["--model", "fake", "--data", str(data), "--split", "test_identity", "--max-sequences", "2",
+    rc = eval_command.cli_main(["--model", "fake", "--data", str(data), "--split", "test_identity", "--max-sequences", "2",
                            "--device", "cpu", "--no-lpips", "--json", str(out)])
     assert rc == 0
     table = capsys.readouterr().out
@@ -149,6 +150,6 @@ def test_cli_with_fake_model(data, tmp_path, monkeypatch, capsys):
 
 
 def test_copy_reference_baseline_cli(data, capsys):
-    assert tn_eval.cli_main(["--model", "copy-reference", "--data", str(data), "--no-lpips", "--max-sequences", "1"]) == 0
+    assert eval_command.cli_main(["--model", "copy-reference", "--data", str(data), "--no-lpips", "--max-sequences", "1"]) == 0
     out = capsys.readouterr().out
     assert "id001/walk_00" in out and "ms per rendered frame" in out

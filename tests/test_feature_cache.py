@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from turbonext.feature_cache import FeatureCache, default_cache_dir, hash_file
+from turbonext.utils.feature_cache import FeatureCache, default_cache_dir, hash_file
 
 
 def test_key_is_stable_and_changes_with_every_setting():
@@ -137,5 +136,5 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 
 
 def test_import_is_light():
-    code = "import sys, turbonext.feature_cache; assert 'torch' not in sys.modules and 'diffusers' not in sys.modules"
+    code = "import sys, turbonext.utils.feature_cache; assert 'torch' not in sys.modules and 'diffusers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,8 +8,9 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.errors import LocalTokenNotFoundError
 
-from turbonext import hub_publish
-from turbonext.cli import main as turbonext_main
+from turbonext.commands.main import main as turbonext_main
+from turbonext.loaders import publish as hub_publish
+
 
 DEMO_EVAL = Path(__file__).resolve().parents[1] / "turbonext" / "demo" / "eval" / "test_identity.json"
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from turbonext.clip_job import render_clip
-from turbonext.live import FollowingCrop, LiveSession, prepare_reference
+from turbonext.jobs.clip import render_clip
+from turbonext.jobs.live import FollowingCrop, LiveSession
+from turbonext.jobs.reference import prepare_reference
 from turbonext.pose.detectors import PoseDetector
 from turbonext.pose.keypoints import Person
 
@@ -95,7 +96,7 @@ def test_process_never_blocks_and_latest_frame_wins(pipe):
     live.set_reference(webcam_frame(1))
     slow = SlowSession(0.2)
     live.runner.close()
-    from turbonext.stream_runner import LatestFrameRunner
+    from turbonext.streaming.runner import LatestFrameRunner
 
     live.runner = LatestFrameRunner(slow, prepare=live._prepare)  # as set_reference builds it, a slow model
     try:
@@ -179,7 +180,7 @@ def test_render_clip_writes_a_video_and_reports_progress(pipe, tmp_path):
 
 
 def test_live_benchmark_replays_a_webcam_at_its_frame_rate(pipe):
-    from turbonext.live_bench import WEBCAM_SIZE, markdown_rows, run_live_benchmark, webcam_frames
+    from turbonext.benchmarks.live import WEBCAM_SIZE, markdown_rows, run_live_benchmark, webcam_frames
 
     reference, frames = webcam_frames(64, num_frames=4)
     assert reference.shape == (64, 64, 3) and frames[0].shape == (*WEBCAM_SIZE, 3) and len(frames) == 6

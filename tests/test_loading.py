@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from conftest import make_pose_frames, make_reference, write_tiny_lora
 from diffusers import LCMScheduler
 
-from conftest import make_pose_frames, make_reference, write_tiny_lora
 from turbonext import TurboNextPipeline
-from turbonext.loading import MissingWeightsError
+from turbonext.loaders.hub import MissingWeightsError
 
 
 def spatial_weight(pipe, name="down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight"):

@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from turbonext import metrics
+from turbonext.evaluation import metrics
 from turbonext.synthetic import Identity, make_sequence
+
 
 SIZE = 96
 
@@ -26,7 +27,7 @@ def _shift(image, dx: int = 6):
 def test_import_is_torch_free():
     import subprocess
 
-    code = "import sys, turbonext.metrics, turbonext.synthetic; print('torch' in sys.modules)"
+    code = "import sys, turbonext.evaluation.metrics, turbonext.synthetic; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -115,7 +116,7 @@ def test_lpips_skips_when_weights_missing(monkeypatch, tmp_path):
 
 
 def test_background_brightness_reads_only_where_the_truth_is_black():
-    from turbonext.metrics import background_brightness
+    from turbonext.evaluation.metrics import background_brightness
 
     truth = np.zeros((8, 8, 3), np.uint8)
     truth[:4] = 200  # figure in the top half

@@ -5,6 +5,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 
 

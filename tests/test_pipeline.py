@@ -4,8 +4,8 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-
 from conftest import make_pose_frames, make_reference
+
 from turbonext import TurboNextPipeline, TurboNextPipelineOutput
 
 
@@ -195,7 +195,7 @@ def test_rgba_and_grayscale_pil_references_are_accepted(tiny_pipe):
 
 
 def test_reference_cache_saved_and_loaded_from_disk(tiny_pipe, tmp_path):
-    from turbonext.feature_cache import FeatureCache
+    from turbonext.utils.feature_cache import FeatureCache
 
     disk = FeatureCache(tmp_path / "cache")
     calls = []

@@ -21,11 +21,11 @@ from turbonext.pose.detectors import (
     get_detector,
     people_from_yolo_result,
 )
-from turbonext.pose.images import to_rgb_array
 from turbonext.pose.keypoints import KEYPOINT_INDEX
 from turbonext.pose.segmentation import apply_mask, get_segmenter, select_mask
 from turbonext.pose.smoothing import OneEuroFilter, PoseSmoother, SmoothedPoseDetector
 from turbonext.pose.tracking import MainPersonTracker, box_iou
+from turbonext.utils.images import to_rgb_array
 
 
 @pytest.fixture(autouse=True)

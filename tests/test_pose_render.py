@@ -13,6 +13,7 @@ from turbonext.pose import COCO_KEYPOINTS, FACE_COLORS, LIMB_COLORS, LIMBS, Pers
 from turbonext.pose.keypoints import KEYPOINT_INDEX, people_from_array, people_to_array
 from turbonext.pose.render import LIMB_TWINS, default_line_width
 
+
 # A person facing the camera (their left is the image's right), arms and legs apart so that no
 # limb midpoint is covered by another limb or dot. 512 x 512 pixels.
 STANDING = {

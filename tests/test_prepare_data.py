@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from turbonext.commands.prepare_data import cli_main
 from turbonext.data.crop import crop_square, keypoints_to_crop, square_crop_box
-from turbonext.data.prepare import cli_main, prepare_dataset
+from turbonext.data.prepare import prepare_dataset
 from turbonext.data.scenes import detect_cuts, scene_ranges
 from turbonext.data.video_io import iter_frames, list_videos, write_video
 from turbonext.pose import Person
 from turbonext.pose.detectors import PoseDetector
 from turbonext.pose.segmentation import PersonSegmenter
+
 
 H, W = 120, 160
 FIG_W, FIG_H = 24, 64
@@ -259,7 +261,7 @@ def test_cli_benchmark_cache(astronaut_videos, tmp_path, capsys):
 
 
 def test_cli_via_dispatcher_help(capsys):
-    from turbonext.cli import main
+    from turbonext.commands.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["prepare-data", "--help"])

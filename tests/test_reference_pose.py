@@ -6,9 +6,9 @@ import logging
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_pose_frames, make_reference
 from test_live import FakeDetector, webcam_frame
+
 from turbonext import TurboNextPipeline
 from turbonext.models.pose_guider import PoseGuider
 from turbonext.models.reference_attention import run_reference_net
@@ -125,8 +125,9 @@ def test_save_load_and_stream_keep_the_reference_branch(tiny_pipe_factory, tmp_p
 
 
 def test_live_and_upload_helpers_pass_the_detected_reference_pose(tiny_pipe_factory, tmp_path):
-    from turbonext.clip_job import render_clip
-    from turbonext.live import LiveSession, prepare_reference, reference_pose_for
+    from turbonext.jobs.clip import render_clip
+    from turbonext.jobs.live import LiveSession
+    from turbonext.jobs.reference import prepare_reference, reference_pose_for
 
     pipe = with_reference_branch(tiny_pipe_factory())
     prepared = prepare_reference(webcam_frame(99, 80, 60), FakeDetector(), 64)
@@ -151,7 +152,7 @@ def test_live_and_upload_helpers_pass_the_detected_reference_pose(tiny_pipe_fact
 
 
 def test_eval_passes_each_reference_its_pose(tiny_pipe_factory, tmp_path):
-    from turbonext.eval import evaluate
+    from turbonext.evaluation.held_out import evaluate
     from turbonext.synthetic import write_dataset
 
     write_dataset(tmp_path / "data", num_identities=3, motions=["walk", "wave"], frames=4, size=64, progress=False)
@@ -171,7 +172,7 @@ def test_eval_passes_each_reference_its_pose(tiny_pipe_factory, tmp_path):
 
 
 def test_reference_pose_ablation_switches_the_branch_off_and_restores_it(tiny_pipe_factory, tiny_pipe):
-    from turbonext.ablations import ABLATIONS, REFERENCE_POSE_ABLATION, ablations_for
+    from turbonext.evaluation.ablations import ABLATIONS, REFERENCE_POSE_ABLATION, ablations_for
 
     pipe = with_reference_branch(tiny_pipe_factory())
     assert set(ablations_for(tiny_pipe)) == set(ABLATIONS)
@@ -196,8 +197,8 @@ class NobodyDetector(FakeDetector):
 def test_cli_generate_gives_the_model_the_reference_pose(tiny_pipe_factory, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    import turbonext.pose.detectors as detectors
-    from turbonext.cli import main as turbonext_main
+    import turbonext.commands.generate as detectors  # where generate looks its detector up
+    from turbonext.commands.main import main as turbonext_main
 
     folder = tmp_path / "model"
     with_reference_branch(tiny_pipe_factory()).save_pretrained(folder)

@@ -5,12 +5,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import make_pose_frames, make_reference
 from diffusers import LCMScheduler
 
-from conftest import make_pose_frames, make_reference
-from turbonext.image_inputs import image_to_tensor
-from turbonext.stream_runner import LatestFrameRunner
-from turbonext.stream_schedule import StaggeredLCMSchedule
+from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
+from turbonext.streaming.runner import LatestFrameRunner
+from turbonext.utils.images import image_to_tensor
 
 
 def test_staggered_schedule_matches_lcm_scheduler_at_every_level(tiny_pipe):
@@ -109,7 +109,7 @@ def test_fixed_seed_gives_identical_streams(tiny_pipe):
 
 
 def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe):
-    from turbonext.stream_profile import TickProfiler
+    from turbonext.streaming.profiler import TickProfiler
 
     def run(profiled):
         s = tiny_pipe.stream(reference_image=make_reference(), generator=torch.Generator().manual_seed(3),

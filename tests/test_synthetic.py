@@ -8,18 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from turbonext.commands.synthetic import cli_main
 from turbonext.pose import render_pose
 from turbonext.synthetic import (
     MOTIONS,
     SPLITS,
     Identity,
-    cli_main,
     draw_figure,
     load_scene,
     make_sequence,
     split_of,
     write_dataset,
 )
+
 
 SIZE = 64
 KW = dict(num_identities=3, motions=("walk", "kick"), frames=3, size=SIZE, progress=False)

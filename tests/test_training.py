@@ -220,7 +220,7 @@ def test_reference_pose_run_trains_the_branch_checkpoints_and_exports(first_run,
         load_init_checkpoint(make_cfg(init_checkpoint=str(ckpt)), build_pipeline(make_cfg()))
 
     # --drop-reference-pose: no branch, no reference pose needed, and it renders the branch-zeroed model
-    from turbonext.ablations import reference_pose_zeroed
+    from turbonext.evaluation.ablations import reference_pose_zeroed
 
     assert cli_main([str(ckpt), str(tmp_path / "dropped"), "--drop-reference-pose"]) == 0
     dropped = TurboNextPipeline.from_pretrained(tmp_path / "dropped")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from turbonext.synthetic.dataset import identity_seed
-from turbonext.vae_training import (
+from turbonext.trainer.tiny_vae import (
     held_out_frames,
     held_out_identity_seeds,
     rescale_latents,

@@ -7,5 +7,6 @@ import sys
 
 from turbonext.trainer.export import cli_main
 
+
 if __name__ == "__main__":
     sys.exit(cli_main())

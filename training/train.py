@@ -9,5 +9,6 @@ import sys
 
 from turbonext.trainer.loop import cli_main
 
+
 if __name__ == "__main__":
     sys.exit(cli_main())

@@ -6,7 +6,7 @@
         --lr 5e-4 --latent-l2 0 --latent-std-target 1.0
 
 Writes config.json + diffusion_pytorch_model.safetensors (taesd layout), vae_report.json and
-reconstruction.png (held-out original | reconstruction). See :mod:`turbonext.vae_training`.
+reconstruction.png (held-out original | reconstruction). See :mod:`turbonext.trainer.tiny_vae`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from turbonext.vae_training import train_tiny_vae
+from turbonext.trainer.tiny_vae import train_tiny_vae
 
 
 def _ints(text: str) -> tuple[int, ...]:

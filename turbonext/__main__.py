@@ -1,5 +1,6 @@
 import sys
 
-from turbonext.cli import main
+from turbonext.commands.main import main
+
 
 sys.exit(main())

@@ -1,100 +1,13 @@
-"""Where weights come from: local folders, the Hub (downloaded first), and public component repos."""
+"""Deprecated module path (turbonext 0.1): its names moved to :mod:`turbonext.loaders.hub`,
+:func:`turbonext.load_for_inference` and :func:`turbonext.utils.devices.default_device`. Removed in 0.3."""
 
-from __future__ import annotations
+import warnings
 
-import logging
-import os
-from pathlib import Path
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
-DEFAULT_TINY_VAE = "madebyollin/taesd"
-DEFAULT_LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
-DEMO_MODEL_NAME = "turbonext-demo"
-# Only what loading needs: configs, tokenizer files and safetensors (never pickled .bin/.ckpt).
-ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.md"]
+from turbonext.loaders.hub import DEMO_MODEL_NAME, MissingWeightsError, resolve_pretrained_path
+from turbonext.pipelines.inference import load_for_inference
+from turbonext.utils.devices import default_device
 
 
-class MissingWeightsError(FileNotFoundError):
-    """Weights were asked for that are neither on disk nor reachable on the Hub."""
-
-
-def is_repo_id(text: str) -> bool:
-    """Whether ``text`` has the form of a Hub repo id, owner/name (not a path)."""
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and all(text.split("/"))
-
-
-def demo_model_path() -> Path:
-    """Folder of the embedded demo model shipped inside the package."""
-    return Path(__file__).resolve().parent / "demo" / "turbonext-demo"
-
-
-def resolve_pretrained_path(name_or_path: str | os.PathLike, revision: str | None = None,
-                            cache_dir: str | None = None, local_files_only: bool = False,
-                            token: str | bool | None = None) -> str:
-    """A local folder for ``name_or_path``: the folder itself, the embedded demo, or a Hub snapshot.
-
-    diffusers refuses to load Hub repos whose components live in a third-party package, so a repo
-    id is downloaded with ``snapshot_download`` first and the local snapshot is loaded.
-    """
-    path = Path(os.fspath(name_or_path)).expanduser()
-    if path.is_dir():
-        return str(path)
-    if str(name_or_path) == DEMO_MODEL_NAME:
-        demo = demo_model_path()
-        if not (demo / "model_index.json").is_file():
-            raise MissingWeightsError(
-                f"the embedded demo model is not in this installation (looked in {demo}). "
-                "Reinstall turbonext, or pass a local model folder or a Hub repo id."
-            )
-        return str(demo)
-    if path.suffix or not is_repo_id(str(name_or_path)):
-        raise MissingWeightsError(
-            f"{name_or_path!r} is not an existing folder and not a Hub repo id of the form 'owner/name'."
-        )
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return snapshot_download(
-            str(name_or_path), revision=revision, cache_dir=cache_dir, allow_patterns=ALLOW_PATTERNS,
-            local_files_only=local_files_only, token=token,
-        )
-    except LocalEntryNotFoundError as err:
-        raise MissingWeightsError(
-            f"weights for {name_or_path!r} are not in the local Hub cache and the Hub cannot be reached "
-            f"(offline?). Download them once with network access, or pass a local folder. ({err})"
-        ) from err
-
-
-def default_device() -> str:
-    """The type of torch's current accelerator (a GPU) when one is available, else "cpu"."""
-    import torch
-
-    accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
-    return accelerator.type if accelerator is not None else "cpu"
-
-
-def load_for_inference(name_or_path: str | os.PathLike, device: str | None = None, **kwargs):
-    """``TurboNextPipeline.from_pretrained(name_or_path)`` on ``device`` (default :func:`default_device`),
-    in fp16 on an accelerator and fp32 on a CPU, ready to render.
-
-    On a CPU the decoder VAE is also stored in ``channels_last`` memory format: oneDNN's convolutions
-    then decode a 4-frame burst of the demo model about a third faster (298 -> 196 ms, stream FPS 4.65 ->
-    5.68; ``turbonext bench stream --model turbonext-demo --channels-last``, BENCHMARKS.md). Output
-    changes by less than one 8-bit level. GPUs keep the default format (not measured there).
-    ``kwargs`` go to ``from_pretrained``.
-    """
-    import torch
-
-    from turbonext.pipeline_turbonext import TurboNextPipeline
-
-    device = device or default_device()
-    on_cpu = torch.device(device).type == "cpu"
-    kwargs.setdefault("torch_dtype", torch.float32 if on_cpu else torch.float16)
-    pipe = TurboNextPipeline.from_pretrained(name_or_path, **kwargs).to(device)
-    if on_cpu:
-        pipe.vae.to(memory_format=torch.channels_last)
-    return pipe
+__all__ = ["DEMO_MODEL_NAME", "MissingWeightsError", "default_device", "load_for_inference", "resolve_pretrained_path"]
+warnings.warn("turbonext.loading moved to turbonext.loaders.hub / turbonext.load_for_inference; the old path goes "
+              "away in turbonext 0.3.", DeprecationWarning, stacklevel=2)

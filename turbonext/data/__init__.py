@@ -6,7 +6,8 @@ Light to import; the detectors are built (and their backends imported) only when
 
 from __future__ import annotations
 
-from turbonext.lazy_imports import lazy_getattr
+from turbonext.utils.lazy import lazy_getattr
+
 
 _LAZY = {
     "prepare_dataset": "turbonext.data.prepare",

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from turbonext.data.crop import CropBox, crop_square, keypoints_to_crop, square_crop_box
-from turbonext.pose.detectors import PoseDetector
+from turbonext.pose.backends import PoseDetector
 from turbonext.pose.keypoints import Person
 from turbonext.pose.segmentation import PersonSegmenter
 from turbonext.pose.smoothing import OneEuroFilter
@@ -37,7 +37,7 @@ class SceneAnalysis:
     frames: list[FrameAnalysis | None] = field(default_factory=list)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Pack into numeric arrays (masks bit-packed) for :class:`turbonext.feature_cache.FeatureCache`."""
+        """Pack into numeric arrays (masks bit-packed) for :class:`turbonext.utils.feature_cache.FeatureCache`."""
         kept = [f for f in self.frames if f is not None]
         return {
             "size": np.array(self.size, np.int64),

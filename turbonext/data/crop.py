@@ -12,6 +12,7 @@ from PIL import Image
 
 from turbonext.pose.keypoints import BBox, Person
 
+
 CropBox = tuple[float, float, float]
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from PIL import Image
+
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 
@@ -93,3 +95,8 @@ def write_video(path: str | Path, frames: list[np.ndarray] | np.ndarray, fps: fl
             raise ValueError(f"all frames must be ({h}, {w}, 3) RGB uint8; got {frame.shape}.")
         writer.send(frame)
     writer.close()
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 10.0) -> None:
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=True)

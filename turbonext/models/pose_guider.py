@@ -19,6 +19,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+
 __all__ = ["PoseGuider", "ModelMixin", "ConfigMixin"]
 
 

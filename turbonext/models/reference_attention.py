@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
+
 __all__ = [
     "ReferenceCache",
     "ReferenceState",

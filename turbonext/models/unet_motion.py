@@ -18,6 +18,7 @@ from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotionOutput
 
+
 __all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin"]
 
 

@@ -6,7 +6,6 @@ lazily, when one is built (``pip install "turbonext[pose]"``).
 
 from __future__ import annotations
 
-from turbonext.lazy_imports import lazy_getattr
 from turbonext.pose.keypoints import (
     COCO_KEYPOINTS,
     FACE_KEYPOINTS,
@@ -19,10 +18,12 @@ from turbonext.pose.keypoints import (
     people_to_array,
 )
 from turbonext.pose.render import FACE_COLORS, LIMB_COLORS, LIMBS, render_pose
+from turbonext.utils.lazy import lazy_getattr
+
 
 # Names from modules that may not exist yet or that are heavier; imported on first use.
 _LAZY = {
-    "PoseDetector": "turbonext.pose.detectors",
+    "PoseDetector": "turbonext.pose.backends",
     "YoloPoseDetector": "turbonext.pose.detectors",
     "MediaPipePoseDetector": "turbonext.pose.detectors",
     "get_detector": "turbonext.pose.detectors",

@@ -14,54 +14,25 @@ be downloaded, else mediapipe, else raises an ``ImportError`` saying what to ins
 
 from __future__ import annotations
 
-import abc
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from turbonext.pose.images import offline_mode, to_rgb_array
+from turbonext.pose.backends import PoseDetector
 from turbonext.pose.keypoints import NUM_KEYPOINTS, Person
+from turbonext.pose.smoothing import SmoothedPoseDetector
+from turbonext.utils.hashing import hash_file
+from turbonext.utils.images import to_rgb_array
+
 
 DEFAULT_YOLO_POSE_WEIGHTS = "yolo26n-pose.pt"
 INSTALL_HINT = 'pip install "turbonext[pose]"  (or: pip install ultralytics / pip install mediapipe==0.10.14)'
 
 #: mediapipe's 33 pose landmarks -> COCO-17, in COCO order.
 MEDIAPIPE_TO_COCO: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
-
-
-class ModelBackend:
-    """What every model backend (pose detector, person segmenter) shares: a cache id, close, ``with``."""
-
-    name: str = "base"
-
-    @property
-    def cache_id(self) -> str:
-        """Names the backend and every setting that changes its output (part of cache keys)."""
-        return type(self).__qualname__
-
-    def close(self) -> None:
-        """Release backend resources (a no-op unless the backend holds any)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class PoseDetector(ModelBackend, abc.ABC):
-    """Finds people and their COCO-17 keypoints (pixels of the input image) in one RGB image."""
-
-    name: str = "base"
-
-    @abc.abstractmethod
-    def detect(self, image: Image.Image | np.ndarray) -> list[Person]:
-        """Detect every person in ``image`` (PIL RGB, or uint8 RGB array (H, W, 3))."""
-
-    def __call__(self, image: Image.Image | np.ndarray) -> list[Person]:
-        return self.detect(image)
 
 
 # --------------------------------------------------------------------------------------- YOLO
@@ -95,8 +66,6 @@ def weights_fingerprint(weights: str | Path) -> str:
     path = find_yolo_weights(weights)
     if path is None:
         return str(weights)
-    from turbonext.feature_cache import hash_file
-
     return f"{Path(weights).name}@{hash_file(path)[:16]}"
 
 
@@ -253,6 +222,11 @@ class MediaPipePoseDetector(PoseDetector):
 
 
 # ------------------------------------------------------------------------------------ factory
+def offline_mode() -> bool:
+    """True when the environment asks for no downloads (HF_HUB_OFFLINE=1 or YOLO_OFFLINE=1)."""
+    return any(os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on") for var in ("HF_HUB_OFFLINE", "YOLO_OFFLINE"))
+
+
 def yolo_weights_usable(weights: str | Path) -> tuple[bool, str]:
     """Whether YOLO ``weights`` can be loaded here, and why not: (ok, reason)."""
     try:
@@ -297,8 +271,6 @@ def get_detector(
     else:
         raise ValueError(f"unknown detector {detector!r}; expected 'auto', 'yolo', 'mediapipe' or a PoseDetector.")
     if smoothing:
-        from turbonext.pose.smoothing import SmoothedPoseDetector
-
         built = SmoothedPoseDetector(built)
     return built
 

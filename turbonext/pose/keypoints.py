@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+
 #: The 17 COCO keypoints, in COCO order (the order of YOLO pose models and of ``Person.keypoints``).
 COCO_KEYPOINTS: tuple[str, ...] = (
     "nose",

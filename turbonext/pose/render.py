@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from turbonext.pose.keypoints import FACE_KEYPOINTS, KEYPOINT_INDEX, Person, as_people
 
+
 Color = tuple[int, int, int]
 
 #: (name, start keypoint, end keypoint, RGB colour), in drawing order (torso, legs, arms).

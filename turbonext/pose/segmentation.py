@@ -16,17 +16,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from turbonext.pose.backends import ModelBackend
 from turbonext.pose.detectors import (
     INSTALL_HINT,
-    ModelBackend,
     import_mediapipe_solutions,
     import_ultralytics,
     to_numpy,
     weights_fingerprint,
     yolo_weights_usable,
 )
-from turbonext.pose.images import to_rgb_array
 from turbonext.pose.keypoints import BBox
+from turbonext.utils.images import to_rgb_array
+
 
 DEFAULT_YOLO_SEG_WEIGHTS = "yolo11n-seg.pt"
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from turbonext.pose.detectors import PoseDetector
+from turbonext.pose.backends import PoseDetector
 from turbonext.pose.keypoints import Person
 from turbonext.pose.tracking import match_boxes
 

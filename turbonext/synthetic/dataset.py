@@ -28,6 +28,7 @@ from turbonext.pose import render_pose
 from turbonext.synthetic.figure import Identity, draw_figure
 from turbonext.synthetic.motion import MOTIONS, sample_clip
 
+
 HELD_OUT_MOTION = "kick"
 NUM_HELD_OUT_IDENTITIES = 2
 SPLITS: tuple[str, ...] = ("train", "test_identity", "test_motion", "test_both")

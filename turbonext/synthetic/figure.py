@@ -16,9 +16,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from turbonext.synthetic import motion as M
+import turbonext.synthetic.motion as M
 from turbonext.synthetic.motion import BodyShape
 from turbonext.synthetic.raster import Canvas, ColorFn, solid, stripes
+
 
 Color = tuple[int, int, int]
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+
 MOTIONS: tuple[str, ...] = ("walk", "wave", "squat", "jump", "turn", "kick", "dance")
 
 # COCO-17 indices.

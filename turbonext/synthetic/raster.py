@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+
 Color = tuple[float, float, float]
 # A colour function gets local coordinates (along, across) in body units, each (h, w), and
 # returns an (h, w, 3) RGB array in [0, 255].

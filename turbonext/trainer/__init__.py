@@ -9,7 +9,8 @@ Light to import: the heavy modules (diffusers, accelerate) load only when a name
 
 from __future__ import annotations
 
-from turbonext.lazy_imports import lazy_getattr
+from turbonext.utils.lazy import lazy_getattr
+
 
 _LAZY = {
     "TrainConfig": "turbonext.trainer.config",

@@ -21,9 +21,10 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from turbonext.models.pose_guider import PoseGuider
-from turbonext.pipeline_turbonext import TurboNextPipeline
-from turbonext.trainer.config import TrainConfig
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
+from turbonext.trainer.config import TrainConfig, load_config
 from turbonext.trainer.trainable import load_unet_params, trainable_unet_state_dict
+
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ def load_init_checkpoint(cfg: TrainConfig, pipe: TurboNextPipeline) -> None:
     folder = Path(cfg.init_checkpoint)
     if not (folder / STATE_NAME).is_file():
         raise ValueError(f"init_checkpoint={cfg.init_checkpoint!r} is not a checkpoint folder (no {STATE_NAME}).")
-    from turbonext.trainer.config import load_config
-
     load_init_checkpoint(load_config(folder / CONFIG_NAME), pipe)  # e.g. a ReferenceNet trained two stages ago
     load_trained_parts(folder, pipe)
 

@@ -21,7 +21,8 @@ from typing import Any, Sequence, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from turbonext.loading import DEFAULT_BASE, DEFAULT_MOTION_ADAPTER, DEFAULT_TINY_VAE
+from turbonext.loaders.hub import DEFAULT_BASE, DEFAULT_MOTION_ADAPTER, DEFAULT_TINY_VAE
+
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("none", "tensorboard")
@@ -31,7 +32,7 @@ REPORT_TO = ("none", "tensorboard")
 class TrainConfig:
     """Every setting of a training run. Field comments say what each one does."""
 
-    # --- model (Hub repo ids or local folders in the same layouts; see turbonext.components)
+    # --- model (Hub repo ids or local folders in the same layouts; see turbonext.loaders.assemble)
     base: str = DEFAULT_BASE  # SD1.5 layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/
     motion_adapter: str | None = DEFAULT_MOTION_ADAPTER  # AnimateDiff adapter; None = fresh temporal layers
     tiny_vae: str | None = DEFAULT_TINY_VAE  # TAESD used by validation/export for decoding; None = SD VAE

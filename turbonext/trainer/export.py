@@ -19,12 +19,14 @@ from pathlib import Path
 
 import torch
 
-from turbonext.hub_publish import CARD_NAME, push_or_explain, training_summary, write_card
-from turbonext.loading import is_repo_id
-from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.loaders.hub import is_repo_id
+from turbonext.loaders.publish import CARD_NAME, push_or_explain, training_summary, write_card
+from turbonext.models.pose_guider import PoseGuider
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import load_config
 from turbonext.trainer.trainable import build_pipeline
+
 
 logger = logging.getLogger(__name__)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -36,7 +38,7 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
                     scheduler: str = "base", dtype: str = "fp32", drop_reference_pose: bool = False,
                     repo_id: str | None = None, license: str | None = None) -> TurboNextPipeline:
     """Assemble base components + a checkpoint's trained parts and ``save_pretrained`` to ``out_dir``,
-    with a model card (``README.md``, :mod:`turbonext.hub_publish`) saying what it was built from.
+    with a model card (``README.md``, :mod:`turbonext.loaders.publish`) saying what it was built from.
 
     Args:
         checkpoint: a ``checkpoint-N`` folder written by training.
@@ -67,8 +69,6 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
     checkpoints.load_init_checkpoint(cfg, pipe)
     step = checkpoints.load_trained_parts(folder, pipe)
     if drop_reference_pose and pipe.pose_guider.reads_reference_pose:
-        from turbonext.models.pose_guider import PoseGuider
-
         pipe.register_modules(pose_guider=PoseGuider.without_reference_features(pipe.pose_guider))
         logger.info("dropped the pose guider's reference branch: the export needs no reference pose")
     if lcm_lora is not None:

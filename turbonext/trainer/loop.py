@@ -28,7 +28,7 @@ from diffusers import DDPMScheduler
 from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
-from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import TrainConfig, load_config
 from turbonext.trainer.dataset import PoseVideoDataset
@@ -36,6 +36,7 @@ from turbonext.trainer.losses import diffusion_loss, pose_loss_weights
 from turbonext.trainer.trainable import build_pipeline, configure_trainable, count_parameters
 from turbonext.trainer.training_model import TrainingModel
 from turbonext.trainer.validation import pick_validation_clip, run_validation
+
 
 logger = logging.getLogger(__name__)
 DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

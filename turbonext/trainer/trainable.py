@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from turbonext.models.pose_guider import PoseGuider
 from turbonext.models.reference_attention import spatial_self_attention_names
-from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer.config import TrainConfig
 
 
@@ -23,8 +24,6 @@ def build_pipeline(cfg: TrainConfig, torch_dtype: torch.dtype | None = None) -> 
         revision=cfg.revision, torch_dtype=torch_dtype,
     )
     if cfg.reference_pose and not pipe.pose_guider.reads_reference_pose:
-        from turbonext.models.pose_guider import PoseGuider
-
         pipe.register_modules(pose_guider=PoseGuider.with_reference_features(pipe.pose_guider))
     pipe.set_progress_bar_config(disable=True)
     return pipe

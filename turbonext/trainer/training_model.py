@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from turbonext.models.reference_attention import run_reference_net
-from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 
 
 class TrainingModel(nn.Module):

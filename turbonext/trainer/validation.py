@@ -10,14 +10,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio
 import numpy as np
 import torch
 from PIL import Image
 
-from turbonext import metrics
-from turbonext.pipeline_turbonext import TurboNextPipeline
+from turbonext.data.video_io import save_gif, write_video
+from turbonext.evaluation import metrics
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.trainer.dataset import load_image, scan_scenes
+from turbonext.utils.images import side_by_side
+
 
 logger = logging.getLogger(__name__)
 
@@ -68,30 +70,16 @@ def render_validation(pipe: TurboNextPipeline, clip: ValidationClip, num_inferen
     return list(out.frames)
 
 
-def side_by_side(clip: ValidationClip, generated: list[Image.Image]) -> list[np.ndarray]:
-    """Frames (H, 4W, 3) uint8: reference | pose | generated | ground truth."""
-    ref = np.asarray(clip.reference)
-    return [np.concatenate([ref, np.asarray(p), np.asarray(g), np.asarray(t)], axis=1)
-            for p, g, t in zip(clip.poses, generated, clip.frames)]
-
-
-def write_clip(frames: list[np.ndarray], stem: str | Path, fps: int) -> list[Path]:
-    """Write ``stem.mp4`` and ``stem.gif``; returns the paths written."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    mp4, gif = stem.with_suffix(".mp4"), stem.with_suffix(".gif")
-    # macro_block_size=1: small validation sizes need no padding to multiples of 16
-    imageio.mimwrite(mp4, frames, fps=fps, codec="libx264", macro_block_size=1, quality=8)
-    imageio.mimwrite(gif, frames, duration=1000 / fps, loop=0)
-    return [mp4, gif]
-
-
 def run_validation(pipe: TurboNextPipeline, clip: ValidationClip, out_dir: str | Path, step: int,
                    num_inference_steps: int, seed: int, fps: int) -> dict[str, float]:
     """Render, write ``out_dir/step-NNNNNN.{mp4,gif}`` and return mean PSNR / silhouette IoU vs ground truth."""
     generated = render_validation(pipe, clip, num_inference_steps, seed)
-    paths = write_clip(side_by_side(clip, generated), Path(out_dir) / f"step-{step:06d}", fps)
-    logger.info("validation clip %s written to %s", clip.name, paths[0])
+    frames = side_by_side([clip.reference], clip.poses, generated, clip.frames)  # reference | pose | generated | truth
+    stem = Path(out_dir) / f"step-{step:06d}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_video(stem.with_suffix(".mp4"), frames, fps=fps)
+    save_gif(frames, stem.with_suffix(".gif"), fps=fps)
+    logger.info("validation clip %s written to %s", clip.name, stem.with_suffix(".mp4"))
     return {
         "val/psnr": float(np.mean([metrics.psnr(g, t) for g, t in zip(generated, clip.frames)])),
         "val/iou": float(np.mean([metrics.silhouette_iou(g, t) for g, t in zip(generated, clip.frames)])),

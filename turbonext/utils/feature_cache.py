@@ -33,6 +33,9 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from turbonext.utils.hashing import hash_file
+
+
 CACHE_FORMAT_VERSION = 1
 _EXT = {"tensors": ".safetensors", "arrays": ".npz", "images": ".png", "json": ".json"}
 
@@ -43,15 +46,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ["TURBONEXT_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
     return Path(base).expanduser() / "turbonext"
-
-
-def hash_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _feed(digest: "hashlib._Hash", value: Any) -> None:

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from turbonext.image_inputs import image_to_tensor
-from turbonext.stream_schedule import StaggeredLCMSchedule
+from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
+from turbonext.utils.images import image_to_tensor
+
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that capture CUDA graphs
@@ -107,7 +108,7 @@ class StreamSession:
         self.coefficients = self.schedule.frame_coefficients(level.clamp(min=0).to(self.device))  # 4 x (1, 1, W, 1, 1)
         self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
         self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
-        self.profiler = None  # a turbonext.stream_profile.TickProfiler to time each section of every tick
+        self.profiler = None  # a turbonext.streaming.profiler.TickProfiler to time each section of every tick
         self.reset()
 
     # ------------------------------------------------------------------ public API

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from turbonext.evaluation.metrics import METRIC_KEYS
 
 
 @contextlib.contextmanager
@@ -75,8 +76,6 @@ def evaluate_ablations(pipe, evaluate_fn: Callable[..., dict], **kwargs) -> dict
 
 def format_ablation_table(results: dict[str, dict]) -> str:
     """Markdown: one row per variant with the mean metrics."""
-    from turbonext.eval import METRIC_KEYS
-
     keys = [k for k in METRIC_KEYS if all(k in r["metrics"] for r in results.values())]
     lines = ["| variant | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, r in results.items():

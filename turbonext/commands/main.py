@@ -1,8 +1,8 @@
-"""The `turbonext` command line: one subcommand per job, each owned by the module that does it.
+"""The `turbonext` command line: one subcommand per module of :mod:`turbonext.commands`.
 
 Every subcommand is a ``module:function`` taking the remaining argv (a list of strings) and
-returning an exit code; modules are imported only when their subcommand runs, so
-``turbonext --help`` stays fast and optional extras are needed only where they are used.
+returning an exit code; its module is imported only when the subcommand runs, so ``turbonext --help``
+stays fast and optional extras are needed only where they are used.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from __future__ import annotations
 import importlib
 import sys
 
+
 SUBCOMMANDS = {
-    "generate": ("turbonext.generate", "cli_main", "render a driving video / pose sequence from a reference image"),
-    "bench": ("turbonext.bench", "cli_main", "speed benchmarks (streaming vs baselines)"),
-    "prepare-data": ("turbonext.data.prepare", "cli_main", "turn videos into the training dataset layout"),
-    "eval": ("turbonext.eval", "cli_main", "evaluate a model on held-out synthetic sequences"),
-    "synthetic": ("turbonext.synthetic", "cli_main", "write the synthetic benchmark dataset"),
-    "push": ("turbonext.hub_publish", "cli_main", "upload a pipeline folder (with its model card) to the Hub"),
+    "generate": ("turbonext.commands.generate", "cli_main", "render a driving video / pose sequence from a reference image"),
+    "bench": ("turbonext.commands.bench", "cli_main", "speed benchmarks (streaming vs baselines, the webcam path)"),
+    "prepare-data": ("turbonext.commands.prepare_data", "cli_main", "turn videos into the training dataset layout"),
+    "eval": ("turbonext.commands.eval", "cli_main", "evaluate a model on held-out synthetic sequences"),
+    "synthetic": ("turbonext.commands.synthetic", "cli_main", "write the synthetic benchmark dataset"),
+    "push": ("turbonext.commands.push", "cli_main", "upload a pipeline folder (with its model card) to the Hub"),
 }
 
 

@@ -29,6 +29,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+
+METRIC_KEYS = ("psnr", "ssim", "iou", "color_error", "flicker")  # what `turbonext eval` reports per sequence
+
 ImageLike = Image.Image | np.ndarray
 PSNR_MAX_DB = 100.0  # identical images score this instead of infinity (keeps means and JSON finite)
 FOREGROUND_THRESHOLD = 0.1

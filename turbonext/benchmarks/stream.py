@@ -1,4 +1,4 @@
-"""Speed benchmarks: ``python -m turbonext.bench stream`` (or ``turbonext bench stream``).
+"""Speed benchmarks: ``python -m turbonext bench stream`` (or ``turbonext bench stream``).
 
 Builds SD1.5-shaped components from configs with random weights (no download; speed does not
 depend on weight values) and measures, in ONE run and on the same device:
@@ -15,29 +15,24 @@ Writes JSON and appends a markdown table (with the exact command and device name
 ``--tiny --device cpu`` runs the same code with tiny components (CI, laptops). ``--model M`` times a
 trained pipeline instead (a folder, a Hub id, or ``turbonext-demo``) at its native size, e.g. the embedded
 demo on a laptop CPU; ``--channels-last`` stores the VAE in channels_last memory format first (what
-:func:`turbonext.loading.load_for_inference` does on a CPU), to measure that choice on your device.
+:func:`turbonext.load_for_inference` does on a CPU), to measure that choice on your device.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import shlex
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-
 from torch._dynamo.utils import counters
 
-from turbonext.component_configs import build_random_pipeline
-from turbonext.live import native_size
-from turbonext.loading import default_device
-from turbonext.stream_profile import TickProfiler
-from turbonext.streaming import CUDA_GRAPH_MODES
+from turbonext.jobs.reference import native_size
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
+from turbonext.pipelines.presets import build_random_pipeline
+from turbonext.streaming.profiler import TickProfiler
+from turbonext.streaming.session import CUDA_GRAPH_MODES
 
 
 def _sync(device: torch.device) -> None:
@@ -72,8 +67,11 @@ def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: in
     base = AnimateDiffPipeline(vae=vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
                                motion_adapter=None, scheduler=pipe.scheduler)
     base.set_progress_bar_config(disable=True)
-    run = lambda: base(prompt="", num_frames=frames, height=size, width=size, num_inference_steps=steps,
-                       guidance_scale=1.0, output_type="np")
+
+    def run():
+        return base(prompt="", num_frames=frames, height=size, width=size, num_inference_steps=steps,
+                    guidance_scale=1.0, output_type="np")
+
     run()  # warm-up
     times = []
     for _ in range(repeats):
@@ -82,7 +80,6 @@ def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: in
         run()
         _sync(pipe.device)
         times.append(time.perf_counter() - t)
-    del base, unet
     clip = float(np.median(times))
     return {"name": "(a) diffusers AnimateDiff clip", "ms_per_frame": clip / frames * 1000, "fps": frames / clip,
             "latency_ms": clip * 1000, "clip_ms": clip * 1000}
@@ -188,7 +185,7 @@ def markdown_table(result: dict) -> str:
     profiled = [r for r in result["rows"] if r.get("profile")]
     if profiled:
         lines += ["", "Where a tick goes (mean ms per UNet call; a tick emits frames_per_level frames; GPU-timeline "
-                  "spans on CUDA, see turbonext/stream_profile.py):", "",
+                  "spans on CUDA, see turbonext/streaming/profiler.py):", "",
                   "| setting | pose guider + shift | UNet | scheduler | decode + copy | host | tick |",
                   "|---|---|---|---|---|---|---|"]
         for r in profiled:
@@ -210,8 +207,6 @@ def load_bench_pipeline(args):
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     if args.model:
-        from turbonext.pipeline_turbonext import TurboNextPipeline
-
         pipe = TurboNextPipeline.from_pretrained(args.model, torch_dtype=dtype).to(device)
     else:
         pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device)
@@ -219,45 +214,6 @@ def load_bench_pipeline(args):
         pipe.vae.to(memory_format=torch.channels_last)
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-def _header(args, title: str, size: int) -> list[str]:
-    return [f"### {title} ({model_label(args)}, {device_name(torch.device(args.device))})", "",
-            f"Command: `python -m turbonext.bench {' '.join(shlex.quote(a) for a in args.argv)}`  ",
-            f"Device: {device_name(torch.device(args.device))}; dtype {args.dtype}; {size}x{size}; "
-            f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}", ""]
-
-
-def run_live_benchmark(args) -> tuple[dict, str]:
-    """``bench live``: the app's webcam path (:mod:`turbonext.live_bench`) for each window / frames per
-    level / compile setting; returns (result, markdown)."""
-    from turbonext.live_bench import markdown_rows
-    from turbonext.live_bench import run_live_benchmark as run_live
-    from turbonext.pose.detectors import get_detector
-
-    pipe = load_bench_pipeline(args)
-    rows = []
-    for compile_mode in args.compile:
-        for window in args.window:
-            for per_level in args.frames_per_level:
-                if per_level * args.steps[0] > window:
-                    continue
-                detector = get_detector(args.detector, video_mode=True)
-                try:
-                    rows.append(run_live(pipe, detector, seconds=args.seconds, input_fps=args.input_fps,
-                                         warmup_s=args.warmup_seconds, window=window, frames_per_level=per_level,
-                                         num_inference_steps=args.steps[0],
-                                         compile=None if compile_mode == "none" else compile_mode))
-                finally:
-                    detector.close()
-                print(rows[-1], flush=True)
-    size = native_size(pipe)
-    result = {"device": device_name(torch.device(args.device)), "dtype": args.dtype, "size": size,
-              "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    note = ("Latency: a webcam frame arriving -> its rendered frame ready (pose detection, waiting for the model, "
-            "the model; not the camera or the display); model part: the pose entering the model -> out. Rendered "
-            "FPS counts every frame the model emits.")
-    return result, "\n".join(_header(args, "live benchmark (webcam path)", size) + markdown_rows(rows) + ["", note]) + "\n"
 
 
 def run_stream_benchmark(args) -> dict:
@@ -292,7 +248,7 @@ def run_stream_benchmark(args) -> dict:
             ratios[f"vs {r['name'][:3]}"] = best["fps"] / r["fps"]
     return {
         "title": f"stream benchmark ({model_label(args)}, {device_name(device)})",
-        "command": "python -m turbonext.bench " + " ".join(shlex.quote(a) for a in args.argv),
+        "command": "python -m turbonext bench " + " ".join(shlex.quote(a) for a in args.argv),
         "device": device_name(device), "dtype": args.dtype, "size": size, "steps": list(args.steps),
         "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows, "ratios": ratios,
     }
@@ -301,70 +257,3 @@ def run_stream_benchmark(args) -> dict:
 def model_label(args) -> str:
     label = f"model {args.model}" if args.model else "tiny" if args.tiny else "SD1.5 size"
     return label + (", VAE channels_last" if args.channels_last else "")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="turbonext bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["stream", "live"],
-                        help="stream: StreamSession vs baselines, frames fed as fast as it takes them; live: the "
-                             "app's webcam path (pose detection + latest-frame-wins worker) at a webcam's frame rate")
-    parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
-    parser.add_argument("--model", default=None,
-                        help="time this trained pipeline (folder, Hub id or turbonext-demo) instead of random weights")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="store the VAE in channels_last memory format (faster decoding on CPUs)")
-    parser.add_argument("--device", default=default_device())
-    parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
-    parser.add_argument("--size", type=int, default=None,
-                        help="frame size (default 512, 64 with --tiny, the model's native size with --model)")
-    parser.add_argument("--steps", type=int, nargs="+", default=[4],
-                        help="LCM steps (noise levels of a stream); the baselines use the first value")
-    parser.add_argument("--window", type=int, nargs="+", default=[16])
-    parser.add_argument("--frames-per-level", type=int, nargs="+", default=[4, 2, 1])
-    parser.add_argument("--compile", nargs="+", default=["none"],
-                        choices=["none", "default", "reduce-overhead", "max-autotune"])
-    parser.add_argument("--frames", type=int, default=None, help="frames measured after warm-up (default 300, 24 tiny)")
-    parser.add_argument("--warmup", type=int, default=None, help="warm-up frames (default 48, 16 tiny)")
-    parser.add_argument("--baselines", nargs="*", default=["a", "b"], choices=["a", "b"])
-    parser.add_argument("--fifo-frames", type=int, default=3, help="frames timed for the slow baseline (b)")
-    parser.add_argument("--profile", type=int, default=0, metavar="FRAMES",
-                        help="after each StreamSession measurement, time FRAMES more frames section by section "
-                             "(pose guider, UNet, scheduler, decode, host)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="live: seconds measured after the warm-up")
-    parser.add_argument("--warmup-seconds", type=float, default=5.0, help="live: seconds after the first frame, not measured")
-    parser.add_argument("--input-fps", type=float, default=12.5, help="live: the replayed webcam's frame rate")
-    parser.add_argument("--detector", default="auto", help="live: pose detector (auto, yolo, mediapipe)")
-    parser.add_argument("--json", default=None, help="write the results here")
-    parser.add_argument("--markdown", default="BENCHMARKS.md", help="append the table here ('' to skip)")
-    return parser
-
-
-def cli_main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(argv)
-    if args.dtype is None:
-        args.dtype = "fp32" if torch.device(args.device).type == "cpu" else "fp16"
-    if args.model and args.tiny:
-        raise SystemExit("--tiny and --model exclude each other: --tiny builds random tiny components")
-    args.size = args.size or (None if args.model else 64 if args.tiny else 512)
-    args.frames = args.frames or (24 if args.tiny else 300)
-    args.warmup = args.warmup or (16 if args.tiny else 48)
-    if args.size and args.size % 8:
-        raise SystemExit(f"--size must be divisible by 8, got {args.size}")
-    if args.what == "live":
-        result, table = run_live_benchmark(args)
-    else:
-        result = run_stream_benchmark(args)
-        table = markdown_table(result)
-    print(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write("\n" + table)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli_main(sys.argv[1:]))

@@ -1,18 +1,21 @@
 """Configurations of the model components: full-size SD1.5 ones and tiny ones of the same classes.
 
 Full-size components built from these configs with random weights time exactly like the real
-ones (benchmarks). Tiny ones (tests, ``--tiny`` benchmarks, the synthetic demo model) exercise the
-same code paths in seconds on a CPU. :func:`write_tiny_hub_layout` saves tiny components in the folder
+ones (benchmarks). Tiny ones (tests, ``--tiny`` benchmarks) and the demo ones (the embedded
+synthetic demo model) exercise the same code paths in seconds on a CPU.
+:func:`turbonext.loaders.hub_layouts.write_tiny_hub_layout` saves tiny components in the folder
 layouts of the real Hub repos, so the real loading code can be tested offline.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, MotionAdapter, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from turbonext.models.pose_guider import PoseGuider
+from turbonext.models.tiny_tokenizer import tiny_clip_vocab
+
 
 # Stable Diffusion 1.5 UNet (stable-diffusion-v1-5/stable-diffusion-v1-5, unet/config.json).
 SD15_UNET = dict(
@@ -133,35 +136,10 @@ SCHEDULER = dict(
     prediction_type="epsilon",
 )
 
-
-def tiny_clip_vocab() -> tuple[dict[str, int], list[str]]:
-    """A byte-level BPE vocabulary with no merges: every character is its own token."""
-    # GPT-2/CLIP byte-to-unicode table: printable bytes map to themselves, the rest above 255.
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = [], 0
-    for b in range(256):
-        if b in printable:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(tokens)}, []
-
-
-def write_tiny_tokenizer(folder: str | os.PathLike) -> None:
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = tiny_clip_vocab()
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges))
-    (folder / "tokenizer_config.json").write_text(
-        json.dumps({"model_max_length": 77, "tokenizer_class": "CLIPTokenizer", "do_lower_case": True})
-    )
-    (folder / "special_tokens_map.json").write_text(
-        json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-                    "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
-    )
+SD15_TEXT_ENCODER = dict(
+    hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+    max_position_embeddings=77, projection_dim=768, vocab_size=49408, hidden_act="quick_gelu",
+)
 
 
 def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool = False) -> dict:
@@ -170,10 +148,6 @@ def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool =
     Returns unet2d, motion_adapter, tiny_vae, vae (AutoencoderKL), text_encoder (tiny only, else None)
     and pose_guider.
     """
-    from diffusers import AutoencoderKL, AutoencoderTiny, MotionAdapter, UNet2DConditionModel
-
-    from turbonext.models.pose_guider import PoseGuider
-
     if size not in PRESETS:
         raise ValueError(f"size must be one of {sorted(PRESETS)}, got {size!r}")
     preset = PRESETS[size]
@@ -187,8 +161,6 @@ def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool =
         text_encoder=None,
     )
     if size != "full":
-        from transformers import CLIPTextConfig, CLIPTextModel
-
         vocab, _ = tiny_clip_vocab()
         cfg = CLIPTextConfig(
             **TINY_TEXT_ENCODER, vocab_size=len(vocab), bos_token_id=vocab["<|startoftext|>"],
@@ -196,67 +168,3 @@ def build_components(size: str = "tiny", seed: int = 0, motion_mid_block: bool =
         )
         out["text_encoder"] = CLIPTextModel(cfg)
     return out
-
-
-def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0, size: str = "tiny") -> dict[str, str]:
-    """Save tiny components in the folder layouts of the real Hub repos; returns {role: folder}.
-
-    Roles: base (stable-diffusion-v1-5 layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/),
-    motion_adapter (v3 layout), motion_adapter_v2 (with a motion mid block), tiny_vae (taesd layout).
-    """
-    from diffusers import DDIMScheduler
-
-    root = Path(root)
-    comps = build_components(size, seed=seed)
-    base = root / "stable-diffusion-v1-5"
-    comps["unet2d"].save_pretrained(base / "unet")
-    comps["vae"].save_pretrained(base / "vae")
-    comps["text_encoder"].save_pretrained(base / "text_encoder")
-    write_tiny_tokenizer(base / "tokenizer")
-    DDIMScheduler(**SCHEDULER).save_pretrained(base / "scheduler")
-    (base / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
-    comps["motion_adapter"].save_pretrained(root / "animatediff-motion-adapter-v1-5-3")
-    v2 = build_components(size, seed=seed + 1, motion_mid_block=True)["motion_adapter"]
-    v2.save_pretrained(root / "animatediff-motion-adapter-v1-5-2")
-    comps["tiny_vae"].save_pretrained(root / "taesd")
-    return {
-        "base": str(base),
-        "motion_adapter": str(root / "animatediff-motion-adapter-v1-5-3"),
-        "motion_adapter_v2": str(root / "animatediff-motion-adapter-v1-5-2"),
-        "tiny_vae": str(root / "taesd"),
-    }
-
-
-SD15_TEXT_ENCODER = dict(
-    hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
-    max_position_embeddings=77, projection_dim=768, vocab_size=49408, hidden_act="quick_gelu",
-)
-
-
-def build_random_pipeline(size: str = "tiny", torch_dtype: torch.dtype = torch.float32, device="cpu", seed: int = 0,
-                          tokenizer_dir: str | os.PathLike | None = None):
-    """A TurboNextPipeline with random weights built from configs (no download): for speed
-    measurements ("full" = SD1.5 shapes) and quick experiments ("tiny")."""
-    import tempfile
-
-    from diffusers import LCMScheduler
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from turbonext.models.unet_motion import TurboNextUNetMotionModel
-    from turbonext.pipeline_turbonext import TurboNextPipeline
-
-    comps = build_components(size, seed=seed)
-    if comps["text_encoder"] is None:
-        torch.manual_seed(seed)
-        comps["text_encoder"] = CLIPTextModel(CLIPTextConfig(**SD15_TEXT_ENCODER))
-    tokenizer_dir = tokenizer_dir or tempfile.mkdtemp(prefix="turbonext-tokenizer-")
-    write_tiny_tokenizer(tokenizer_dir)
-    ref_unet = comps["unet2d"]
-    unet = TurboNextUNetMotionModel.from_unet2d(ref_unet, comps["motion_adapter"])
-    pipe = TurboNextPipeline(
-        vae=comps["tiny_vae"], text_encoder=comps["text_encoder"], tokenizer=CLIPTokenizer.from_pretrained(tokenizer_dir),
-        unet=unet, reference_unet=ref_unet, pose_guider=comps["pose_guider"], scheduler=LCMScheduler(**SCHEDULER),
-        encoder_vae=comps["vae"],
-    )
-    pipe.to(device)
-    return pipe if torch_dtype == torch.float32 else pipe.to(dtype=torch_dtype)

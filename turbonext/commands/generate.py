@@ -10,7 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from turbonext.loading import DEMO_MODEL_NAME, load_for_inference
+from turbonext.data.video_io import save_gif, write_video
+from turbonext.jobs.driving import poses_from_folder, poses_from_video, synthetic_demo_inputs
+from turbonext.jobs.reference import native_size, prepare_reference, reference_pose_for
+from turbonext.loaders.hub import DEMO_MODEL_NAME
+from turbonext.pipelines.inference import load_for_inference
+from turbonext.pose.detectors import get_detector
+from turbonext.utils.images import side_by_side
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,10 +56,6 @@ def generate(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
-    from turbonext.data.video_io import write_video
-    from turbonext.driving import poses_from_folder, poses_from_video, save_gif, side_by_side, synthetic_demo_inputs
-    from turbonext.live import native_size
-
     pipe = load_for_inference(args.model, args.device)
     if args.model == DEMO_MODEL_NAME:
         print(f"Using the embedded demo model ({DEMO_MODEL_NAME}): trained on synthetic figures only.")
@@ -68,9 +70,6 @@ def generate(args: argparse.Namespace) -> int:
         poses, truth = demo.poses, demo.truth
     if args.reference:
         if pipe.reads_reference_pose:  # the model needs the reference person's pose: detect it (and crop around them)
-            from turbonext.live import prepare_reference, reference_pose_for
-            from turbonext.pose.detectors import get_detector
-
             detector = get_detector(args.detector)
             try:
                 prepared = prepare_reference(args.reference, detector, size)

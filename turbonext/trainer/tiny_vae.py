@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from turbonext.metrics import psnr, ssim
+from turbonext.evaluation.metrics import psnr, ssim
 from turbonext.synthetic.dataset import HELD_OUT_MOTION, NUM_HELD_OUT_IDENTITIES, identity_seed
 from turbonext.synthetic.figure import Identity, draw_figure
 from turbonext.synthetic.motion import MOTIONS, sample_clip
+
 
 VAE_IDENTITY_SEED = 0x7AE  # first element of the VAE's own identity stream (disjoint from benchmark seeds)
 CLIP_FRAMES = 32  # clips are placed so that frames 0..CLIP_FRAMES-1 stay in frame; t is drawn in that range

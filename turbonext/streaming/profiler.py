@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+
 SECTIONS = ("pose_guider", "unet", "scheduler", "decode")
 
 

@@ -11,8 +11,12 @@ import copy
 import os
 
 import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, MotionAdapter, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
 
-from turbonext.loading import DEFAULT_BASE, DEFAULT_LCM_LORA, DEFAULT_MOTION_ADAPTER, DEFAULT_TINY_VAE
+from turbonext.loaders.hub import DEFAULT_BASE, DEFAULT_LCM_LORA, DEFAULT_MOTION_ADAPTER, DEFAULT_TINY_VAE
+from turbonext.models.pose_guider import PoseGuider
+from turbonext.models.unet_motion import TurboNextUNetMotionModel
 
 
 def _load(cls, name_or_path, subfolder=None, **kwargs):
@@ -23,8 +27,6 @@ def _load(cls, name_or_path, subfolder=None, **kwargs):
 
 
 def _load_tokenizer(base, **kwargs):
-    from transformers import CLIPTokenizer
-
     kwargs = {k: v for k, v in kwargs.items() if v is not None and k != "torch_dtype"}
     return CLIPTokenizer.from_pretrained(os.fspath(base), subfolder="tokenizer", **kwargs)
 
@@ -57,12 +59,6 @@ def assemble_pipeline(
         reference_unet: a saved ReferenceNet folder; ``None`` copies the base UNet.
         encode_with_sd_vae: encode the reference with the SD VAE (``encoder_vae``) when decoding with TAESD.
     """
-    from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, MotionAdapter, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    from turbonext.models.pose_guider import PoseGuider
-    from turbonext.models.unet_motion import TurboNextUNetMotionModel
-
     common = dict(torch_dtype=torch_dtype, cache_dir=cache_dir, local_files_only=local_files_only)
     unet2d = _load(UNet2DConditionModel, base, "unet", revision=revision, **common)
     if reference_unet is None:
@@ -73,9 +69,7 @@ def assemble_pipeline(
     if motion_adapter is not None:
         adapter = _load(MotionAdapter, motion_adapter, **common)
     else:
-        from diffusers import MotionAdapter as _MA
-
-        adapter = _MA(block_out_channels=unet2d.config.block_out_channels,
+        adapter = MotionAdapter(block_out_channels=unet2d.config.block_out_channels,
                       motion_layers_per_block=unet2d.config.layers_per_block, use_motion_mid_block=False)
     unet = TurboNextUNetMotionModel.from_unet2d(unet2d, adapter)
     if torch_dtype is not None:

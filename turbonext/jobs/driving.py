@@ -6,8 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 from PIL import Image
+
+from turbonext.data.crop import keypoints_to_crop, square_crop_box
+from turbonext.data.video_io import iter_frames
+from turbonext.pose.detectors import get_detector
+from turbonext.pose.render import render_pose
+from turbonext.pose.tracking import MainPersonTracker
+from turbonext.synthetic.dataset import identity_seed, make_sequence
+from turbonext.synthetic.figure import Identity
+
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -39,12 +47,6 @@ def poses_from_video(video: str | Path, size: int, detector="auto", fps: float |
     Frames with no person get an empty (black) pose map.
     """
     from tqdm.auto import tqdm
-
-    from turbonext.data.crop import keypoints_to_crop, square_crop_box
-    from turbonext.data.video_io import iter_frames
-    from turbonext.pose.detectors import get_detector
-    from turbonext.pose.render import render_pose
-    from turbonext.pose.tracking import MainPersonTracker
 
     info, frames = iter_frames(video, fps=fps)
     det = get_detector(detector) if isinstance(detector, str) else detector
@@ -84,28 +86,7 @@ def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index:
     """A synthetic identity held out from the demo model's training (reference from another motion)
     and a driving pose sequence, with the ground truth.
     """
-    from turbonext.synthetic.dataset import identity_seed, make_sequence
-    from turbonext.synthetic.figure import Identity
-
     ident = Identity.random(identity_seed(seed, identity_index))
     ref_frames, ref_poses, _ = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
     frames, poses, _ = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
     return DemoInputs(ref_frames[0], poses, frames, ref_poses[0])
-
-
-def side_by_side(*columns: list[Image.Image]) -> list[np.ndarray]:
-    """Frames of several equally long sequences (a single image repeats) placed left to right."""
-    length = max(len(c) for c in columns)
-    out = []
-    for i in range(length):
-        tiles = [np.asarray(c[min(i, len(c) - 1)].convert("RGB")) for c in columns]
-        h = max(t.shape[0] for t in tiles)
-        tiles = [t if t.shape[0] == h else np.asarray(Image.fromarray(t).resize((t.shape[1] * h // t.shape[0], h)))
-                 for t in tiles]
-        out.append(np.concatenate(tiles, axis=1))
-    return out
-
-
-def save_gif(frames: list[np.ndarray], path: str | Path, fps: float = 10.0) -> None:
-    images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=True)

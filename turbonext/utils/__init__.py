@@ -1,0 +1,2 @@
+"""Small shared pieces with no model knowledge: image conversion, devices, hashing, the feature cache,
+lazy package attributes."""
