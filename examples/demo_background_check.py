@@ -46,7 +46,7 @@ def main() -> None:
 
     def render(seed, poses=demo.poses, **kwargs):
         return pipe(reference_image=demo.reference, pose_images=poses, generator=torch.Generator().manual_seed(seed),
-                    reference_pose=ref_pose, **kwargs).frames
+                    reference_pose=ref_pose, **kwargs).frames[0]
 
     print("mean background brightness per frame (0-255; lower is cleaner)")
     print(f"seed 0, one window      {per_frame(render(0), demo.truth)}")

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import make_pose_frames, make_reference
 from PIL import Image
@@ -29,16 +30,61 @@ def test_generate_on_synthetic_inputs_writes_mp4_gif_and_frames(saved_pipe, tmp_
     assert "reference | pose | result | ground truth" in capsys.readouterr().out
 
 
-def test_generate_from_a_pose_folder_with_streaming(saved_pipe, tmp_path):
+def spy_on_stream_sessions(monkeypatch) -> list:
+    """Every frame that a StreamSession made by ``TurboNextPipeline.stream`` returns, in order."""
+    from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
+    from turbonext.streaming.session import StreamSession
+
+    produced = []
+    original = TurboNextPipeline.stream
+
+    def stream(self, *args, **kwargs):
+        session = original(self, *args, **kwargs)
+        assert isinstance(session, StreamSession)
+        step, flush = session.step, session.flush
+
+        def step_spy(frame):
+            out = step(frame)
+            produced.extend(out)
+            return out
+
+        def flush_spy():
+            out = flush()
+            produced.extend(out)
+            return out
+
+        session.step, session.flush = step_spy, flush_spy
+        return session
+
+    monkeypatch.setattr(TurboNextPipeline, "stream", stream)
+    return produced
+
+
+def written_frames(folder) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))]
+
+
+def test_generate_from_a_pose_folder_with_streaming(saved_pipe, tmp_path, monkeypatch):
+    """--stream renders with a StreamSession (pipelined denoising) and writes exactly its frames; without it
+    the clip path renders different frames. A --stream flag that were ignored would fail here."""
     poses = tmp_path / "poses"
     poses.mkdir()
     for i, p in enumerate(make_pose_frames(6)):
         Image.fromarray(p).save(poses / f"{i:03d}.png")
     Image.fromarray(make_reference()).save(tmp_path / "me.png")
-    out = tmp_path / "out.mp4"
-    code = turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--reference",
-                           str(tmp_path / "me.png"), "--out", str(out), "--stream", "--device", "cpu"])
-    assert code == 0 and len(list((tmp_path / "out").glob("*.png"))) == 6
+    produced = spy_on_stream_sessions(monkeypatch)
+    args = ["generate", "--model", saved_pipe, "--poses", str(poses), "--reference", str(tmp_path / "me.png"),
+            "--steps", "2", "--device", "cpu"]
+    assert turbonext_main(args + ["--out", str(tmp_path / "stream.mp4"), "--stream"]) == 0
+    streamed = written_frames(tmp_path / "stream")
+    assert len(streamed) == 6 and len(produced) == 6  # the session's frames, all of them, and no others
+    for png, frame in zip(streamed, produced):
+        np.testing.assert_array_equal(png, np.asarray(frame))
+    assert turbonext_main(args + ["--out", str(tmp_path / "clip.mp4")]) == 0
+    clip = written_frames(tmp_path / "clip")
+    assert len(clip) == 6 and len(produced) == 6  # the clip path does not stream
+    # and renders other frames (measured: 2.3 levels of 255 apart on average)
+    assert np.abs(np.stack(clip).astype(float) - np.stack(streamed)).mean() > 1.0
 
 
 def test_generate_errors_are_clear(saved_pipe, tmp_path, capsys):

@@ -50,7 +50,7 @@ class OraclePipe:
     def __call__(self, reference_image, pose_images, num_inference_steps, generator, output_type):
         assert output_type == "pil" and isinstance(reference_image, Image.Image)
         self.calls.append({"steps": num_inference_steps, "n": len(pose_images)})
-        return _Out([self.frame(p) for p in pose_images])
+        return _Out([[self.frame(p) for p in pose_images]])
 
     def stream(self, reference_image, num_inference_steps, window, generator):
         self.calls.append({"steps": num_inference_steps, "window": window})
@@ -76,7 +76,7 @@ class ReferencePipe:
     """Ignores the poses and returns the reference image: right colours, wrong pose."""
 
     def __call__(self, reference_image, pose_images, **kwargs):
-        return _Out([reference_image.copy() for _ in pose_images])
+        return _Out([[reference_image.copy() for _ in pose_images]])
 
 
 def test_oracle_is_perfect(data):
@@ -118,7 +118,7 @@ def test_lpips_skips_with_reason(data, monkeypatch):
 def test_errors(data, tmp_path):
     class Short(OraclePipe):
         def __call__(self, reference_image, pose_images, **kwargs):
-            return _Out([self.frame(p) for p in pose_images[:-1]])
+            return _Out([[self.frame(p) for p in pose_images[:-1]]])
 
     with pytest.raises(ValueError, match="returned 3 frames for 4 poses"):
         tn_eval.evaluate(Short(data), data, lpips=False, progress=False)

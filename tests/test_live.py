@@ -151,11 +151,16 @@ def test_crop_follows_slowly():
 
 
 def test_two_sessions_share_one_pipeline(pipe):
+    """Each user's stream renders that user's photo, whoever set a photo last (pixels: test_streaming)."""
     a, b = (LiveSession(pipe, FakeDetector(), num_inference_steps=2, window=4, frames_per_level=1) for _ in range(2))
     a.set_reference(webcam_frame(5))
-    b.set_reference(webcam_frame(6))
+    b.set_reference(webcam_frame(6))  # the pipeline's current reference is now b's
     try:
-        assert a.runner.session.cache is not b.runner.session.cache
+        stream_a, stream_b = a.runner.session.session, b.runner.session.session
+        assert stream_a.reference.key != stream_b.reference.key
+        assert stream_b.reference is pipe.reference_state.cache
+        solo = pipe.set_reference(a.reference.image, height=a.size, width=a.size)
+        assert stream_a.reference.key == solo.key  # a still renders a's photo
         assert wait_for_output(a, frames=150)[0] is not None
     finally:
         a.close()

@@ -32,14 +32,14 @@ def test_v1_5_2_adapter_with_motion_mid_block_loads_and_runs(tiny_pipe_factory, 
     pipe = tiny_pipe_factory(motion_adapter=tiny_hub["motion_adapter_v2"])
     assert hasattr(pipe.unet.mid_block, "motion_modules")
     out = pipe(reference_image=make_reference(), pose_images=make_pose_frames(3), num_inference_steps=1, output_type="np")
-    assert out.frames.shape == (3, 64, 64, 3)
+    assert out.frames.shape == (1, 3, 64, 64, 3)
 
 
 def test_sd_vae_decoding_when_no_tiny_vae(tiny_pipe_factory):
     pipe = tiny_pipe_factory(tiny_vae=None)
     assert type(pipe.vae).__name__ == "AutoencoderKL" and pipe.encoder_vae is None
     out = pipe(reference_image=make_reference(), pose_images=make_pose_frames(2), num_inference_steps=1, output_type="np")
-    assert out.frames.shape == (2, 64, 64, 3)
+    assert out.frames.shape == (1, 2, 64, 64, 3)
 
 
 @pytest.mark.parametrize("fmt", ["peft", "kohya"])
@@ -52,7 +52,7 @@ def test_lcm_lora_is_fused_in_both_key_formats(tiny_pipe_factory, tiny_hub, tmp_
     assert delta > 1e-3, "LoRA did not change the weights"
     assert not any("lora" in n for n, _ in fused.unet.named_parameters()), "LoRA layers should be unloaded after fusing"
     out = fused(reference_image=make_reference(), pose_images=make_pose_frames(2), output_type="np")  # default 4 steps
-    assert out.frames.shape == (2, 64, 64, 3) and np.isfinite(out.frames).all()
+    assert out.frames.shape == (1, 2, 64, 64, 3) and np.isfinite(out.frames).all()
 
 
 def test_both_lora_formats_fuse_to_the_same_weights(tiny_pipe_factory, tiny_hub, tmp_path):
@@ -67,7 +67,10 @@ def test_fusing_after_set_reference_refreshes_the_kv_cache(tiny_pipe_factory, ti
     name = next(iter(pipe.reference_state.cache.kv))
     k_before = pipe.reference_state.cache.kv[name][0].clone()
     pipe.fuse_lcm_lora(write_tiny_lora(f"{tiny_hub['base']}/unet", tmp_path / "l", fmt="peft"))
-    assert (pipe.reference_state.cache.kv[name][0] - k_before).abs().max() > 1e-4
+    cache = pipe.current_reference()  # what every call and stream uses: brought up to date
+    assert (cache.kv[name][0] - k_before).abs().max() > 1e-4
+    attn = pipe.unet.get_submodule(name)
+    torch.testing.assert_close(cache.kv[name][0], attn.to_k(cache.tokens[name]))
 
 
 def test_hub_repo_id_is_downloaded_then_loaded(tiny_pipe, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+
 PACKAGE = Path(__file__).resolve().parents[1] / "turbonext"
 
 

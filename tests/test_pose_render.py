@@ -37,6 +37,60 @@ STANDING = {
 }
 
 
+# The palette as documented (docs/pose_palette.md), written out here so that a table swapped in the code
+# cannot make the tests that read the code's own table pass. The person's left is cool, their right warm.
+EXPECTED_LIMB_COLORS = {
+    "shoulders": (255, 255, 0),  # yellow
+    "hips": (0, 0, 255),  # blue
+    "left_torso": (0, 128, 255),  # azure
+    "right_torso": (255, 0, 128),  # rose
+    "left_thigh": (0, 255, 255),  # cyan
+    "left_shin": (128, 255, 0),  # chartreuse
+    "right_thigh": (255, 0, 255),  # magenta
+    "right_shin": (128, 0, 255),  # violet
+    "left_upper_arm": (0, 255, 0),  # green
+    "left_forearm": (0, 255, 128),  # spring green
+    "right_upper_arm": (255, 0, 0),  # red
+    "right_forearm": (255, 128, 0),  # orange
+}
+EXPECTED_FACE_COLORS = {
+    "nose": (255, 255, 255),
+    "left_eye": (0, 255, 0),
+    "right_eye": (255, 0, 0),
+    "left_ear": (0, 128, 255),
+    "right_ear": (255, 128, 0),
+}
+# Body joints: dots in the colour of the limb that leaves them towards the hand or foot.
+EXPECTED_JOINT_COLORS = {
+    "left_shoulder": (0, 255, 0),
+    "right_shoulder": (255, 0, 0),
+    "left_elbow": (0, 255, 128),
+    "right_elbow": (255, 128, 0),
+    "left_wrist": (0, 255, 128),
+    "right_wrist": (255, 128, 0),
+    "left_hip": (0, 255, 255),
+    "right_hip": (255, 0, 255),
+    "left_knee": (128, 255, 0),
+    "right_knee": (128, 0, 255),
+    "left_ankle": (128, 255, 0),
+    "right_ankle": (128, 0, 255),
+}
+EXPECTED_LIMB_ENDS = {
+    "shoulders": ("left_shoulder", "right_shoulder"),
+    "hips": ("left_hip", "right_hip"),
+    "left_torso": ("left_shoulder", "left_hip"),
+    "right_torso": ("right_shoulder", "right_hip"),
+    "left_thigh": ("left_hip", "left_knee"),
+    "left_shin": ("left_knee", "left_ankle"),
+    "right_thigh": ("right_hip", "right_knee"),
+    "right_shin": ("right_knee", "right_ankle"),
+    "left_upper_arm": ("left_shoulder", "left_elbow"),
+    "left_forearm": ("left_elbow", "left_wrist"),
+    "right_upper_arm": ("right_shoulder", "right_elbow"),
+    "right_forearm": ("right_elbow", "right_wrist"),
+}
+
+
 def make_keypoints(offset=(0.0, 0.0), scale=1.0, conf=0.9) -> np.ndarray:
     kp = np.zeros((17, 3), np.float32)
     for name, (x, y) in STANDING.items():
@@ -75,6 +129,37 @@ def test_every_limb_midpoint_has_its_palette_colour():
     img = render_pose(kp, size=512)
     for name, a, b, color in LIMBS:
         assert pixel(img, midpoint(kp, a, b)) == color, name
+
+
+def test_rendered_colours_are_the_documented_palette():
+    """Every limb, joint dot and face dot is drawn in its documented colour (literal values above, not the
+    module's tables): swapped left/right limb colours or joint dots would fail here."""
+    kp = make_keypoints()
+    img = render_pose(kp, size=512)
+    for name, (a, b) in EXPECTED_LIMB_ENDS.items():
+        assert pixel(img, midpoint(kp, a, b)) == EXPECTED_LIMB_COLORS[name], name
+    for name, color in list(EXPECTED_JOINT_COLORS.items()) + list(EXPECTED_FACE_COLORS.items()):
+        assert pixel(img, kp[KEYPOINT_INDEX[name], :2]) == color, name
+    # the left wrist dot is cool (spring green), the right one warm (orange)
+    assert pixel(img, kp[KEYPOINT_INDEX["left_wrist"], :2]) == (0, 255, 128)
+    assert pixel(img, kp[KEYPOINT_INDEX["right_wrist"], :2]) == (255, 128, 0)
+    # without joint dots, the wrists show the ends of their forearms
+    bare = render_pose(kp, size=512, draw_joints=False)
+    assert pixel(bare, kp[KEYPOINT_INDEX["left_wrist"], :2]) == EXPECTED_LIMB_COLORS["left_forearm"]
+    assert pixel(bare, kp[KEYPOINT_INDEX["right_wrist"], :2]) == EXPECTED_LIMB_COLORS["right_forearm"]
+
+
+def test_palette_tables_are_the_documented_ones():
+    assert {name: (a, b) for name, a, b, _ in LIMBS} == EXPECTED_LIMB_ENDS
+    assert LIMB_COLORS == EXPECTED_LIMB_COLORS
+    assert FACE_COLORS == EXPECTED_FACE_COLORS
+    assert len(set(EXPECTED_FACE_COLORS.values())) == 5  # the face is five distinct dots
+    for name, color in EXPECTED_LIMB_COLORS.items():  # left cool (hues 90-210), right warm (270-360 and 0-30)
+        hue = colorsys.rgb_to_hsv(*(c / 255 for c in color))[0] * 360
+        if name.startswith("left_"):
+            assert 85 <= hue <= 215, (name, hue)
+        elif name.startswith("right_"):
+            assert hue >= 265 or hue <= 35, (name, hue)
 
 
 def test_left_and_right_twins_differ_clearly():
@@ -236,8 +321,11 @@ def test_docs_palette_table_matches_the_code():
     from pathlib import Path
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "pose_palette.md"
-    if not doc.is_file():
-        pytest.skip("docs/ is not part of this install")
+    # tests run from the repository checkout, which has docs/: a missing table is a failure, not a skip
+    assert doc.is_file(), f"{doc} is missing: the palette table must stay documented"
     rows = dict(re.findall(r"^\| (\w+) \|.*`#([0-9a-f]{6})`", doc.read_text(), flags=re.M))
+    assert set(rows) == set(EXPECTED_LIMB_COLORS) | set(EXPECTED_FACE_COLORS)
     for name, color in list(LIMB_COLORS.items()) + list(FACE_COLORS.items()):
+        assert rows[name] == "%02x%02x%02x" % color, name
+    for name, color in list(EXPECTED_LIMB_COLORS.items()) + list(EXPECTED_FACE_COLORS.items()):
         assert rows[name] == "%02x%02x%02x" % color, name

@@ -62,8 +62,10 @@ def plain_stream(pipe, poses, steps, window, per_level, seed):
                 timesteps.append(int(ts[steps - 1 - (pos - context) // per_level]))
         x = torch.stack([s["x"] for s in slots], dim=1)[None]
         eps = pipe.unet(x, torch.tensor([timesteps]), encoder_hidden_states=text.expand(window, -1, -1),
-                        pose_features=torch.stack([s["feat"] for s in slots]), return_dict=False)[0]
-        noise = torch.randn((1, 4, window, 8, 8), generator=gen)
+                        pose_features=torch.stack([s["feat"] for s in slots]),
+                        cross_attention_kwargs={"reference": pipe.reference_state.cache}, return_dict=False)[0]
+        renoised = context + per_level  # slots at levels 0..K-2 get fresh noise; nothing else draws any
+        noise = torch.randn((1, 4, window - renoised, 8, 8), generator=gen)
         for pos in range(context, window):
             s = slots[pos]
             if s["id"] is None:
@@ -76,9 +78,9 @@ def plain_stream(pipe, poses, steps, window, per_level, seed):
                 outputs[s["id"]] = denoised
             else:
                 a_next = sched.alphas_cumprod[ts[level + 1]]
-                s["x"] = a_next.sqrt() * denoised + (1 - a_next).sqrt() * noise[0, :, pos]
+                s["x"] = a_next.sqrt() * denoised + (1 - a_next).sqrt() * noise[0, :, pos - renoised]
     latents = torch.stack([outputs[i] for i in range(len(poses))], dim=1)[None]
-    return pipe.decode_latents(latents)
+    return (pipe.decode_latents(latents)[0].permute(1, 0, 2, 3) / 2 + 0.5).clamp(0, 1)  # (F, 3, H, W) in [0, 1]
 
 
 @pytest.mark.parametrize("window, per_level", [(16, 4), (8, 1), (12, 2)])
@@ -95,6 +97,31 @@ def test_stream_equals_plain_implementation(tiny_pipe, window, per_level):
     assert len(frames) == len(poses)
     expected = plain_stream(tiny_pipe, poses, 4, window, per_level, seed=3)
     torch.testing.assert_close(torch.stack(frames), expected, rtol=0, atol=1e-4)
+
+
+@torch.no_grad()
+def test_streams_sharing_a_pipeline_keep_their_own_references(tiny_pipe):
+    """Two users, one pipeline: interleaved steps render exactly what each stream renders alone."""
+    poses = make_pose_frames(6)
+
+    def solo(seed, reference):
+        s = tiny_pipe.stream(reference_image=reference, generator=torch.Generator().manual_seed(seed), window=8,
+                             frames_per_level=2, output_type="np")
+        return np.stack([f for p in poses for f in s.step(p)] + s.flush())
+
+    ref_a, ref_b = make_reference(seed=1), make_reference(seed=2)
+    alone_a, alone_b = solo(1, ref_a), solo(2, ref_b)
+    assert np.abs(alone_a.astype(int) - alone_b.astype(int)).sum() > 0
+    sa = tiny_pipe.stream(reference_image=ref_a, generator=torch.Generator().manual_seed(1), window=8,
+                          frames_per_level=2, output_type="np")
+    sb = tiny_pipe.stream(reference_image=ref_b, generator=torch.Generator().manual_seed(2), window=8,
+                          frames_per_level=2, output_type="np")  # the pipeline's reference is now b's
+    fa, fb = [], []
+    for p in poses:
+        fa += sa.step(p)
+        fb += sb.step(p)
+    np.testing.assert_array_equal(np.stack(fa + sa.flush()), alone_a)
+    np.testing.assert_array_equal(np.stack(fb + sb.flush()), alone_b)
 
 
 def test_fixed_seed_gives_identical_streams(tiny_pipe):

@@ -116,7 +116,7 @@ def test_export_loads_with_from_pretrained_and_renders(first_run, tmp_path):
     pose = np.zeros((64, 64, 3), np.uint8)
     pose[10:50, 30:34] = 255
     frames = pipe(reference_image=np.full((64, 64, 3), 90, np.uint8), pose_images=[pose, pose[:, ::-1]],
-                  num_inference_steps=2, output_type="np").frames
+                  num_inference_steps=2, output_type="np").frames[0]
     assert frames.shape == (2, 64, 64, 3) and np.isfinite(frames).all()
     with pytest.raises(SystemExit):
         cli_main([str(tmp_path), str(tmp_path / "other")])  # not a checkpoint: a clear usage error

@@ -86,6 +86,24 @@ def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: in
 
 
 @torch.no_grad()
+def literal_fifo_frame(pipe, latents: torch.Tensor, text: torch.Tensor, features: torch.Tensor, steps: int,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """One frame of the literal FIFO loop: ``steps`` UNet calls over the whole window from ``latents``
+    (1, 4, W, h, w), then the window's last frame decoded (``pipe.decode_latents``), on the CPU.
+
+    The scheduler is reset first: ``LCMScheduler.step`` keeps a step index, so without ``set_timesteps``
+    every frame after the first would continue the previous frame's schedule (same cost, wrong output).
+    ``generator``: for the noise LCM adds between steps (pass a freshly seeded one for repeatable frames).
+    """
+    pipe.scheduler.set_timesteps(steps, device=latents.device)
+    x = latents
+    for t in pipe.scheduler.timesteps:
+        eps = pipe.unet(x, t, encoder_hidden_states=text, pose_features=features, return_dict=False)[0]
+        x = pipe.scheduler.step(eps, t, x, generator=generator, return_dict=False)[0]
+    return pipe.decode_latents(x[:, :, -1:]).cpu()
+
+
+@torch.no_grad()
 def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames: int = 3) -> dict:
     """(b) per new frame: ``steps`` full UNet calls over the whole window + TAESD decode of one frame."""
     device, dtype = pipe.device, pipe.unet.dtype
@@ -93,16 +111,11 @@ def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames
     poses = torch.from_numpy(np.stack(_pose_frames(window, size))).permute(0, 3, 1, 2).float().div(255).to(device, dtype)
     features = pipe.pose_guider(poses)
     text = pipe.encode_prompt("", device).to(dtype).expand(window, -1, -1)
-    pipe.scheduler.set_timesteps(steps, device=device)
     latents = torch.randn(1, 4, window, h, h, device=device, dtype=dtype)
 
     def one_frame():
-        x = latents
-        for t in pipe.scheduler.timesteps:
-            eps = pipe.unet(x, t, encoder_hidden_states=text, pose_features=features, return_dict=False)[0]
-            x = pipe.scheduler.step(eps, t, x, return_dict=False)[0]
-        frame = pipe.decode_latents(x[:, :, -1:])
-        return frame.cpu()
+        return literal_fifo_frame(pipe, latents, text, features, steps,
+                                  generator=torch.Generator(device).manual_seed(0))
 
     one_frame()  # warm-up
     _sync(device)

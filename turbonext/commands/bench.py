@@ -1,5 +1,6 @@
 """``turbonext bench stream|live``: speed benchmarks (see :mod:`turbonext.benchmarks.stream` and
-:mod:`turbonext.benchmarks.live`)."""
+:mod:`turbonext.benchmarks.live`). Prints the results as a markdown table; writes files only when asked
+(``--json PATH``, ``--markdown PATH`` appends the table, e.g. to BENCHMARKS.md)."""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-fps", type=float, default=12.5, help="live: the replayed webcam's frame rate")
     parser.add_argument("--detector", default="auto", help="live: pose detector (auto, yolo, mediapipe)")
     parser.add_argument("--json", default=None, help="write the results here")
-    parser.add_argument("--markdown", default="BENCHMARKS.md", help="append the table here ('' to skip)")
+    parser.add_argument("--markdown", default=None, metavar="PATH",
+                        help="also append the table to this markdown file (e.g. BENCHMARKS.md); default: print only")
     return parser
 
 

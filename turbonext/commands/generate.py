@@ -95,7 +95,7 @@ def generate(args: argparse.Namespace) -> int:
         frames = [f for p in poses for f in session.step(p)] + session.flush()
     else:
         frames = pipe(reference_image=reference, pose_images=poses, num_inference_steps=args.steps,
-                      generator=generator, reference_pose=reference_pose).frames
+                      generator=generator, reference_pose=reference_pose).frames[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = [[reference], poses, frames] + ([truth] if truth is not None else [])

@@ -8,7 +8,7 @@ the first frame of another scene of the same identity (``reference="other"``; al
 
 The model is anything with the :class:`~turbonext.TurboNextPipeline` calling convention:
 ``pipe(reference_image=..., pose_images=[...], num_inference_steps=..., generator=...,
-output_type="pil").frames``, and for ``streaming=True``: ``session = pipe.stream(reference_image=...,
+output_type="pil").frames[0]``, and for ``streaming=True``: ``session = pipe.stream(reference_image=...,
 num_inference_steps=..., generator=...)``, ``session.step(pose) -> [frames ready]``,
 ``session.flush() -> [the rest]``.
 """
@@ -43,7 +43,7 @@ def _render(pipe: Any, reference: Image.Image, poses: list[Image.Image], steps: 
     if not streaming:
         out = pipe(reference_image=reference, pose_images=poses, num_inference_steps=steps,
                    generator=_generator(seed), output_type="pil", **extra)
-        return list(out.frames)
+        return list(out.frames[0])
     if not hasattr(pipe, "stream"):
         raise ValueError(f"streaming=True needs a model with a .stream() method; {type(pipe).__name__} has none.")
     session = pipe.stream(reference_image=reference, num_inference_steps=steps, window=window,
@@ -63,11 +63,13 @@ class CopyReferenceBaseline:
 
     def __call__(self, reference_image: Image.Image, pose_images: list, **kwargs: Any):
         size = pose_images[0].size
-        return _Frames([reference_image.convert("RGB").resize(size) for _ in pose_images])
+        return _Frames([[reference_image.convert("RGB").resize(size) for _ in pose_images]])
 
 
 class _Frames:
-    def __init__(self, frames: list[Image.Image]) -> None:
+    """An output like a pipeline's: ``frames[0]`` is the clip."""
+
+    def __init__(self, frames: list[list[Image.Image]]) -> None:
         self.frames = frames
 
 

@@ -133,7 +133,7 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
     generator = torch.Generator(device).manual_seed(seed)
     with pipeline_lock(pipe):
         frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
-                      generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose).frames
+                      generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose).frames[0]
     _report(progress, 0.96, "writing the video")
     folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="turbonext-clip-"))
     folder.mkdir(parents=True, exist_ok=True)

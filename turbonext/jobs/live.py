@@ -8,8 +8,9 @@ The worker runs the :class:`~turbonext.streaming.StreamSession`; :meth:`LiveSess
 only submits and picks up the newest rendered frame, so it never waits for the model and no
 backlog builds up however fast frames arrive.
 
-One pipeline may serve several live sessions (several app users): every session keeps its own
-reference cache and puts it back into the pipeline, under a per-pipeline lock, for each step.
+One pipeline may serve several live sessions (several app users): every session's stream keeps its own
+reference (a stream renders the reference it was created with), and a per-pipeline lock keeps their
+model calls apart.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from turbonext.jobs.reference import (
     reference_pose_for,
 )
 from turbonext.jobs.sharing import pipeline_lock
+from turbonext.models.reference_attention import NoReferenceError
 from turbonext.pose.keypoints import Person
 from turbonext.pose.smoothing import OneEuroFilter
 from turbonext.pose.tracking import MainPersonTracker
@@ -69,22 +71,22 @@ class FollowingCrop:
 
 # --------------------------------------------------------------------------------- session
 class _PoseStepper:
-    """What the runner's worker calls: one stream step with this session's reference in the pipeline.
+    """What the runner's worker calls: one stream step, under the pipeline's lock (one model, several users;
+    each stream keeps its own reference, so the lock only keeps their GPU work apart).
 
     Each pose comes with its webcam frame's arrival time (``time.perf_counter``); a stream emits frames
     in the order their poses entered, so the oldest pending arrival belongs to the next frame out:
     ``latencies`` are webcam frame in -> rendered frame out (detection, waiting and the model), seconds.
     """
 
-    def __init__(self, session, cache, lock: threading.RLock) -> None:
-        self.session, self.cache, self.lock = session, cache, lock
+    def __init__(self, session, lock: threading.RLock) -> None:
+        self.session, self.lock = session, lock
         self.arrivals: collections.deque = collections.deque()
         self.latencies: collections.deque = collections.deque(maxlen=2048)
 
     def step(self, item: tuple[np.ndarray, float]) -> list:
         pose_map, arrival = item
         with self.lock:
-            self.session.pipe.reference_state.cache = self.cache
             frames = self.session.step(pose_map)
         self.arrivals.append(arrival)
         now = time.perf_counter()
@@ -145,16 +147,14 @@ class LiveSession:
         reference_pose = reference_pose_for(self.pipe, prepared)  # raises before the running stream is touched
         self.close()
         with self.lock:
-            cache = self.pipe.set_reference(prepared.image, height=self.size, width=self.size,
-                                            reference_pose=reference_pose)
-            session = self.pipe.stream(reference_image=None, output_type="np", height=self.size, width=self.size,
-                                       **self.stream_kwargs)
+            session = self.pipe.stream(reference_image=prepared.image, reference_pose=reference_pose, output_type="np",
+                                       height=self.size, width=self.size, **self.stream_kwargs)
         self.reference = prepared
         self.tracker.reset()  # before the new runner's detection thread starts
         self.smoother.reset()
         self.framer.reset()
         self.last_output = None
-        self.runner = LatestFrameRunner(_PoseStepper(session, cache, self.lock), max_outputs=8, prepare=self._prepare)
+        self.runner = LatestFrameRunner(_PoseStepper(session, self.lock), max_outputs=8, prepare=self._prepare)
         return prepared
 
     # ------------------------------------------------------------------ per frame
@@ -195,7 +195,7 @@ class LiveSession:
         the detection failed (its error attached).
         """
         if self.runner is None:
-            raise ValueError("no reference set: call set_reference(image) with a photo of one person first.")
+            raise NoReferenceError("call set_reference(image) with a photo of one person first.")
         rgb = load_rgb(frame, "webcam frame")  # a bad frame is refused here, not on the worker
         now = time.perf_counter()
         self.frames_seen += 1

@@ -92,7 +92,7 @@ def model_card(model_index: dict, repo_id: str | None = None, training: dict | N
              "## Use it", "", "```bash", "pip install turbonext", "```", "", "```python",
              "from turbonext import TurboNextPipeline", "",
              f"pipe = TurboNextPipeline.from_pretrained({json.dumps(load)}).to(\"cuda\")  # or \"cpu\"",
-             f"frames = pipe(reference_image=photo, pose_images=pose_maps, num_inference_steps={steps}).frames",
+             f"frames = pipe(reference_image=photo, pose_images=pose_maps, num_inference_steps={steps}).frames[0]",
              "", "session = pipe.stream(reference_image=photo)  # live: one pose frame in, ready frames out",
              "for pose in pose_maps:", "    for frame in session.step(pose):", "        ...", "```", "",
              f"App: `python app.py --model {load}` (turbonext's Gradio app: upload a video or use the webcam).", ""]

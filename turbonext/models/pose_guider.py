@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 
@@ -76,6 +77,7 @@ class PoseGuider(ModelMixin, ConfigMixin):
         self._check(pose)
         return self.zero_conv(self.encoder(pose))  # (N, out_channels, H/8, W/8)
 
+    @apply_forward_hook  # under model CPU offload, moves the guider to the accelerator like forward() does
     def encode_reference(self, pose: torch.Tensor) -> torch.Tensor:
         """The reference image's pose (N, 3, H, W) -> features (N, C, H/8, W/8) for the ReferenceNet's ``conv_in``."""
         if not self.config.reference_features:

@@ -8,7 +8,15 @@ Two additions over ``UNetMotionModel.forward``, both needed by turbonext:
   added to the hidden states right after ``conv_in``.
 
 Everything else (blocks, weights, config, LoRA and attention-processor support) is diffusers' own;
-only the top-level forward is rewritten, for the SD1.5 configuration (no class/addition embeddings).
+only the top-level forward is rewritten, for the SD1.5 configuration: no addition embedding (SDXL's
+``added_cond_kwargs``) and no IP-Adapter image projection; both raise instead of being ignored.
+``timestep_cond`` (the guidance-scale embedding of LCM-distilled UNets, ``time_cond_proj_dim``) is
+supported, per video or per frame. ``cross_attention_kwargs`` reach the attention processors of every
+spatial transformer block (down, mid and up; not the motion modules), as in diffusers, and its
+``"scale"`` entry scales PEFT LoRA layers for the call.
+
+Frames are laid out b-major everywhere: frame f of video b is row ``b*F + f`` of every (B*F, ...)
+tensor (embeddings, hidden states, ``encoder_hidden_states``, ``pose_features``).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotionOutput
+from diffusers.utils import apply_lora_scale
 
 
 __all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin"]
@@ -25,21 +34,48 @@ __all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin"]
 class TurboNextUNetMotionModel(UNetMotionModel):
     """``UNetMotionModel`` whose forward takes per-frame timesteps and additive pose features."""
 
-    def _frame_embeddings(self, timestep, batch: int, num_frames: int, device, timestep_cond=None) -> torch.Tensor:
-        """Time embedding per frame, shape (B*F, D)."""
+    def _frame_timesteps(self, timestep, batch: int, num_frames: int, device) -> torch.Tensor:
+        """Timesteps per frame, shape (B, F), from a scalar, (B,) or (B, F); a leading 1 broadcasts."""
         t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep, device=device)
-        t = t.to(device)
+        t, shape = t.to(device), tuple(t.shape)
         if t.ndim == 0:
-            t = t.expand(batch)
-        if t.ndim == 1:
-            if t.shape[0] != batch:
-                raise ValueError(f"timestep of shape {tuple(t.shape)} does not match batch {batch}")
-            t = t[:, None].expand(batch, num_frames)
-        if t.shape != (batch, num_frames):
-            raise ValueError(f"timestep must be a scalar, (B,) or (B, F)=({batch}, {num_frames}); got {tuple(t.shape)}")
-        t_emb = self.time_proj(t.reshape(-1)).to(dtype=self.dtype)  # (B*F, 320)
+            t = t.reshape(1, 1)
+        elif t.ndim == 1:
+            t = t[:, None]  # one per video
+        if t.ndim != 2 or t.shape[0] not in (1, batch) or t.shape[1] not in (1, num_frames):
+            raise ValueError(
+                f"timestep must be a scalar, (B,)=({batch},) or (B, F)=({batch}, {num_frames}); "
+                f"got {shape}"
+            )
+        return t.expand(batch, num_frames)
+
+    def _frame_timestep_cond(self, timestep_cond: torch.Tensor, batch: int, num_frames: int) -> torch.Tensor:
+        """``timestep_cond`` per frame, shape (B*F, D): a (B, D) one is repeated for the frames of each video."""
+        cond_proj = self.time_embedding.cond_proj
+        if cond_proj is None:
+            raise ValueError(
+                "timestep_cond was passed but this UNet has no time_cond_proj_dim (no guidance-scale embedding)"
+            )
+        dim = cond_proj.in_features
+        rows = timestep_cond.shape[0] if timestep_cond.ndim == 2 else None
+        if timestep_cond.ndim != 2 or timestep_cond.shape[1] != dim or rows not in (batch, batch * num_frames):
+            raise ValueError(
+                f"timestep_cond must be (B, D)=({batch}, {dim}) or (B*F, D)=({batch * num_frames}, {dim}); "
+                f"got {tuple(timestep_cond.shape)}"
+            )
+        if rows == batch * num_frames:
+            return timestep_cond
+        return timestep_cond.repeat_interleave(num_frames, dim=0)  # (B, D) -> (B*F, D), row b*F + f
+
+    def _frame_embeddings(self, timestep, batch: int, num_frames: int, device, timestep_cond=None) -> torch.Tensor:
+        """Time embedding per frame, shape (B*F, D); row b*F + f embeds frame f of video b."""
+        t = self._frame_timesteps(timestep, batch, num_frames, device)  # (B, F)
+        t_emb = self.time_proj(t.reshape(-1)).to(dtype=self.dtype)  # (B*F, 320), always computed in fp32
+        if timestep_cond is not None:
+            timestep_cond = self._frame_timestep_cond(timestep_cond, batch, num_frames).to(t_emb.device, t_emb.dtype)
         return self.time_embedding(t_emb, timestep_cond)  # (B*F, 1280)
 
+    @apply_lora_scale("cross_attention_kwargs")  # as diffusers: pops "scale" and scales PEFT LoRA layers by it
     def forward(
         self,
         sample: torch.Tensor,
@@ -54,15 +90,24 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         pose_features: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> UNetMotionOutput | tuple[torch.Tensor]:
-        """sample (B, C, F, H, W); encoder_hidden_states (B*F, L, D); returns (B, C, F, H, W)."""
-        if self.config.addition_embed_type is not None:
-            raise NotImplementedError("TurboNextUNetMotionModel supports the SD1.5 configuration only")
+        """sample (B, C, F, H, W); timestep scalar, (B,) or (B, F); encoder_hidden_states (B*F, L, D);
+        timestep_cond (B, D') or (B*F, D'); pose_features (B*F, 320, H, W). Returns (B, C, F, H, W)."""
+        if self.config.addition_embed_type is not None or getattr(self, "encoder_hid_proj", None) is not None:
+            raise NotImplementedError(
+                "TurboNextUNetMotionModel supports the SD1.5 configuration only "
+                "(no addition embedding, no IP-Adapter image projection)"
+            )
+        if added_cond_kwargs:
+            raise ValueError(
+                f"added_cond_kwargs ({sorted(added_cond_kwargs)}) are not supported: TurboNextUNetMotionModel "
+                "implements the SD1.5 configuration, which has no addition embedding to feed them to"
+            )
         batch, _, num_frames, height, width = sample.shape
         up_factor = 2**self.num_upsamplers
         upsample_size = None
         forward_upsample_size = height % up_factor != 0 or width % up_factor != 0
         if attention_mask is not None:
-            attention_mask = ((1 - attention_mask.to(sample.dtype)) * -10000.0).unsqueeze(1)
+            attention_mask = ((1 - attention_mask.to(sample.dtype)) * -10000.0).unsqueeze(1)  # mask -> bias
 
         # 1. time: one embedding per frame
         emb = self._frame_embeddings(timestep, batch, num_frames, sample.device, timestep_cond)  # (B*F, D)
@@ -77,7 +122,7 @@ class TurboNextUNetMotionModel(UNetMotionModel):
                 )
             sample = sample + pose_features.to(sample.dtype)
 
-        # 3. down
+        # 3. down; blocks with spatial transformers also get the text, the mask and cross_attention_kwargs
         down_block_res_samples = (sample,)
         for block in self.down_blocks:
             if getattr(block, "has_cross_attention", False):
@@ -97,7 +142,7 @@ class TurboNextUNetMotionModel(UNetMotionModel):
                 s + r for s, r in zip(down_block_res_samples, down_block_additional_residuals)
             )
 
-        # 4. mid
+        # 4. mid (with motion modules only if the adapter has a motion mid block)
         if self.mid_block is not None:
             mid_kwargs = dict(
                 encoder_hidden_states=encoder_hidden_states,
@@ -110,7 +155,7 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         if mid_block_additional_residual is not None:
             sample = sample + mid_block_additional_residual
 
-        # 5. up
+        # 5. up; when H or W is not a multiple of up_factor, each upsampler is told its output size
         for i, block in enumerate(self.up_blocks):
             res = down_block_res_samples[-len(block.resnets) :]
             down_block_res_samples = down_block_res_samples[: -len(block.resnets)]

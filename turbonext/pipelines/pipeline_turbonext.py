@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable
+import tempfile
+from typing import Any, Callable
 
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
 from diffusers import __version__ as diffusers_version
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.schedulers import SchedulerMixin
-from diffusers.utils import logging
+from diffusers.utils import logging, replace_example_docstring
 from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from turbonext.loaders.assemble import assemble_pipeline
@@ -20,16 +22,18 @@ from turbonext.loaders.hub import DEFAULT_LCM_LORA, DEMO_MODEL_NAME, resolve_pre
 from turbonext.loaders.publish import push_folder, write_card
 from turbonext.models.pose_guider import PoseGuider
 from turbonext.models.reference_attention import (
+    NoReferenceError,
     ReferenceCache,
     ReferenceState,
     install_reference_processors,
     run_reference_net,
+    weights_fingerprint,
 )
 from turbonext.models.unet_motion import TurboNextUNetMotionModel
 from turbonext.pipelines.context_windows import context_windows, window_weights
 from turbonext.pipelines.pipeline_output import TurboNextPipelineOutput
 from turbonext.streaming.session import StreamSession
-from turbonext.utils.images import image_to_tensor, images_to_tensor, tensor_to_pil
+from turbonext.utils.images import check_image, check_images, image_to_tensor, images_to_tensor
 
 
 logger = logging.get_logger(__name__)
@@ -42,20 +46,40 @@ REFERENCE_POSE_REQUIRED = (
 )
 _PIPELINE_TAKES_DTYPE = tuple(int(v) for v in diffusers_version.split(".")[:2]) >= (0, 42)
 
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> import torch
+        >>> from diffusers.utils import export_to_video
+        >>> from turbonext import TurboNextPipeline
+        >>> from turbonext.jobs.driving import synthetic_demo_inputs
+
+        >>> pipe = TurboNextPipeline.from_pretrained("turbonext-demo")  # embedded, offline; or a Hub repo id
+        >>> demo = synthetic_demo_inputs(size=256, num_frames=16)  # a reference photo and pose maps
+        >>> output = pipe(reference_image=demo.reference, pose_images=demo.poses, num_inference_steps=4,
+        ...               generator=torch.Generator().manual_seed(0), reference_pose=demo.reference_pose)
+        >>> export_to_video(output.frames[0], "turbonext.mp4", fps=12)
+        ```
+"""
+
 
 class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     r"""Pose transfer with SD1.5 + AnimateDiff motion modules, a cached ReferenceNet and a pose guider.
 
-    Components: ``vae`` decodes (TAESD ``AutoencoderTiny`` for speed, or an SD ``AutoencoderKL``);
-    ``encoder_vae`` (optional ``AutoencoderKL``) encodes the reference instead of ``vae``;
-    ``text_encoder``/``tokenizer`` (CLIP, frozen); ``unet`` (:class:`TurboNextUNetMotionModel`);
-    ``reference_unet`` (ReferenceNet, an SD1.5 ``UNet2DConditionModel``); ``pose_guider``;
-    ``scheduler`` (``LCMScheduler`` for 4-step inference).
+    Args:
+        vae ([`AutoencoderTiny`] or [`AutoencoderKL`]): decodes latents (TAESD for speed).
+        text_encoder ([`~transformers.CLIPTextModel`]): frozen CLIP text encoder.
+        tokenizer ([`~transformers.CLIPTokenizer`]): its tokenizer.
+        unet ([`TurboNextUNetMotionModel`]): the denoiser (per-frame timesteps, pose features after ``conv_in``).
+        reference_unet ([`UNet2DConditionModel`]): the ReferenceNet, run once per reference image.
+        pose_guider ([`PoseGuider`]): pose maps -> features added after the UNet's ``conv_in``.
+        scheduler ([`SchedulerMixin`]): ``LCMScheduler`` for few-step sampling, or any diffusers scheduler.
+        encoder_vae ([`AutoencoderKL`], *optional*): encodes the reference instead of ``vae``.
     """
 
-    model_cpu_offload_seq = "text_encoder->reference_unet->pose_guider->unet->vae"
+    model_cpu_offload_seq = "text_encoder->encoder_vae->reference_unet->pose_guider->unet->vae"
     _optional_components = ["encoder_vae"]
-    _callback_tensor_inputs = ["latents"]
+    _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
         self,
@@ -73,12 +97,17 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, reference_unet=reference_unet,
             pose_guider=pose_guider, scheduler=scheduler, encoder_vae=encoder_vae,
         )
+        # The processors are stateless (the reference travels with each UNet call), so UNets shared with
+        # another pipeline keep working for both; this pipeline's reference lives here only.
+        install_reference_processors(reference_unet, "write")
+        install_reference_processors(unet, "read")
         self.reference_state = ReferenceState()
-        install_reference_processors(reference_unet, self.reference_state, "write")
-        install_reference_processors(unet, self.reference_state, "read")
+        blocks = getattr(vae.config, "block_out_channels", None) or getattr(vae.config, "encoder_block_out_channels")
+        self.vae_scale_factor = 2 ** (len(blocks) - 1)
+        self.video_processor = VideoProcessor(do_resize=False, vae_scale_factor=self.vae_scale_factor)
         self._prompt_cache: dict[tuple, torch.Tensor] = {}
 
-    # ------------------------------------------------------------------ loading
+    # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "TurboNextPipeline":
         """Load from a local folder, a Hub repo id (downloaded with ``snapshot_download`` first), or
@@ -128,8 +157,6 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if kwargs:
             raise ValueError(f"push_to_hub takes repo_id, commit_message, private and token; not {sorted(kwargs)}. "
                              "For more, save_pretrained a folder and upload it with `turbonext push`.")
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="turbonext-push-") as folder:
             return self.save_pretrained(folder, push_to_hub=True, repo_id=repo_id, private=private, token=token,
                                         commit_message=commit_message)
@@ -137,27 +164,39 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def to(self, *args, **kwargs) -> "TurboNextPipeline":
         super().to(*args, **kwargs)
         cache = self.reference_state.cache
-        if cache is not None:  # pipe.to() moves registered modules only: move the cache with them
-            cache.tokens = {n: t.to(self.reference_unet.device, self.reference_unet.dtype) for n, t in cache.tokens.items()}
-            cache.precompute_kv(self.unet)
+        offloading = getattr(self, "_offload_device", None) is not None and kwargs.get("silence_dtype_warnings")
+        if cache is not None and not offloading:  # pipe.to() moves registered modules only: move the cache too
+            device, dtype = self.reference_unet.device, self.reference_unet.dtype
+            if any(t.device != device or t.dtype != dtype for t in cache.tokens.values()):
+                cache.to(device, dtype)  # the K/V are recomputed on their next use
+        # (model CPU offload parks the weights with to("cpu") after every call; the cache stays where it is used)
         return self
 
     # ------------------------------------------------------------------ LCM
     def fuse_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
                       **kwargs) -> "TurboNextPipeline":
-        """Load LCM-LoRA (peft or kohya keys), fuse it into the main UNet and switch to ``LCMScheduler``."""
+        """Load LCM-LoRA (peft or kohya keys), fuse it into the main UNet and switch to ``LCMScheduler``.
+
+        Other LoRA adapters loaded before (styles) stay loaded, with the same activity and scales.
+        """
         if weight_name is None and os.path.isdir(repo_or_path):
             files = sorted(f for f in os.listdir(repo_or_path) if f.endswith(".safetensors"))
             if not files:
                 raise FileNotFoundError(f"no .safetensors LoRA file in {repo_or_path}")
             weight_name = files[0]
+        before = _lora_state(self.unet)
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self.fuse_lora(components=["unet"], lora_scale=scale, adapter_names=["lcm"])
-        self.unload_lora_weights()  # drops the LoRA layers, keeps the fused weights
-        self.use_lcm_scheduler()
-        if self.reference_state.cache is not None:  # K/V projections changed with the weights
-            self.reference_state.cache.precompute_kv(self.unet)
-        return self
+        if set(self.get_list_adapters().get("unet", [])) == {"lcm"}:
+            self.unload_lora_weights()  # no other adapter: drop the LoRA layers entirely, keep the fused weights
+        else:  # keep the user's adapters: delete only LCM's layers, the fused weights stay
+            self.delete_adapters("lcm")
+            for layer in self.unet.modules():  # LCM is part of the base weights now, no longer a merged adapter:
+                if "lcm" in getattr(layer, "merged_adapters", ()):  # a layer that believes an adapter is merged
+                    layer.merged_adapters.remove("lcm")  # skips every other adapter (peft), and unfuse_lora()
+            self._merged_adapters = self._merged_adapters - {"lcm"}  # must not try to take it out again
+            _restore_lora_state(self, before)
+        return self.use_lcm_scheduler()
 
     def use_lcm_scheduler(self) -> "TurboNextPipeline":
         """Switch to an ``LCMScheduler`` built from the current scheduler's config (few-step sampling)."""
@@ -165,50 +204,44 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         return self
 
     # ------------------------------------------------------------------ encoders
-    @property
-    def vae_scale_factor(self) -> int:
-        return 8
-
     @torch.no_grad()
     def encode_prompt(self, prompt: str, device: torch.device) -> torch.Tensor:
-        """Prompt -> CLIP hidden states (1, 77, D); cached per prompt, device and dtype."""
-        key = (prompt, str(device), self.text_encoder.dtype)
+        """Prompt -> CLIP hidden states (1, 77, D); cached per prompt, device, dtype and text-encoder weights."""
+        key = (prompt, str(device), self.text_encoder.dtype, weights_fingerprint(self.text_encoder))
         if key not in self._prompt_cache:
             ids = self.tokenizer(
                 prompt, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
                 return_tensors="pt",
             ).input_ids.to(device)
-            self._prompt_cache[key] = self.text_encoder(ids)[0]
+            self._prompt_cache = {key: self.text_encoder(ids)[0]}  # one entry: a new prompt replaces the old
         return self._prompt_cache[key]
+
+    def _prompt_embeds(self, prompt: str | None, prompt_embeds: torch.Tensor | None, device) -> torch.Tensor:
+        """(1, 77, D) text conditioning from ``prompt_embeds`` or ``prompt`` ("" when both are None)."""
+        if prompt_embeds is not None:
+            return prompt_embeds.to(device)
+        return self.encode_prompt(prompt or "", device)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> scaled latents (N, 4, H/8, W/8), with the encoder VAE's own scaling."""
         vae = self.encoder_vae if self.encoder_vae is not None else self.vae
-        x = images.to(vae.device, vae.dtype) * 2 - 1
+        x = images.to(self._execution_device, vae.dtype) * 2 - 1
         if isinstance(vae, AutoencoderTiny):
             latents = vae.encode(x).latents
         else:
             latents = vae.encode(x).latent_dist.mode()
         return latents * vae.config.scaling_factor
 
-    def decode_latents(self, latents: torch.Tensor, chunk_size: int = 16) -> torch.Tensor:
-        """Latents (1, 4, F, h, w) -> frames (F, 3, H, W) in [0, 1], decoded ``chunk_size`` at a time."""
-        frames = latents[0].permute(1, 0, 2, 3)  # (F, 4, h, w)
-        out = []
-        for chunk in frames.split(chunk_size):
-            decoded = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-            out.append((decoded.float() / 2 + 0.5).clamp(0, 1))
-        return torch.cat(out)
+    def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = 16) -> torch.Tensor:
+        """Latents (B, 4, F, h, w) -> video (B, 3, F, H, W) in [-1, 1], decoded ``decode_chunk_size`` frames at a time."""
+        batch, _, num_frames, h, w = latents.shape
+        frames = latents.permute(0, 2, 1, 3, 4).reshape(batch * num_frames, -1, h, w)  # (B*F, 4, h, w)
+        out = [self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float()
+               for chunk in frames.split(decode_chunk_size)]
+        video = torch.cat(out).clamp(-1, 1)  # (B*F, 3, H, W)
+        return video.reshape(batch, num_frames, *video.shape[1:]).permute(0, 2, 1, 3, 4)
 
     # ------------------------------------------------------------------ reference
-    @staticmethod
-    def _reference_key(image: torch.Tensor, prompt: str, pose: torch.Tensor | None = None) -> str:
-        digest = hashlib.sha1(image.float().cpu().numpy().tobytes())
-        digest.update(repr((tuple(image.shape), prompt)).encode())
-        if pose is not None:
-            digest.update(b"pose:" + pose.float().cpu().numpy().tobytes())
-        return digest.hexdigest()
-
     @property
     def reads_reference_pose(self) -> bool:
         """Whether this model needs ``reference_pose`` with every new reference image."""
@@ -227,59 +260,92 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             pose = torch.nn.functional.interpolate(pose[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
         return pose
 
-    def model_revision(self) -> str:
-        """A fingerprint of the weights that shape the reference tokens (ReferenceNet, encoder, text encoder)."""
-        digest = hashlib.sha1()
+    def reference_fingerprint(self) -> str:
+        """A digest of every weight that shapes the reference tokens (ReferenceNet, the encoding VAE, the
+        text encoder, the pose guider's reference branch): a changed weight or LoRA changes it."""
         vae = self.encoder_vae if self.encoder_vae is not None else self.vae
-        modules = [self.reference_unet, vae, self.text_encoder] + ([self.pose_guider] if self.reads_reference_pose else [])
-        for module in modules:
-            digest.update(type(module).__name__.encode())
-            params = list(module.parameters())
-            for p in (params[0], params[len(params) // 2], params[-1]):
-                digest.update(p.detach().float().cpu().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        guider = self.pose_guider if self.reads_reference_pose else None
+        return weights_fingerprint(self.reference_unet, vae, self.text_encoder, guider)
+
+    @staticmethod
+    def _reference_key(image: torch.Tensor, text: torch.Tensor, pose: torch.Tensor | None, weights: str) -> str:
+        digest = hashlib.sha1(image.float().cpu().numpy().tobytes())
+        digest.update(repr(tuple(image.shape)).encode() + text.float().cpu().numpy().tobytes())
+        if pose is not None:
+            digest.update(b"pose:" + pose.float().cpu().numpy().tobytes())
+        digest.update(weights.encode())
+        return digest.hexdigest()
 
     @torch.no_grad()
     def set_reference(self, image, prompt: str = "", height: int | None = None, width: int | None = None,
-                      feature_cache=None, reference_pose=None) -> ReferenceCache:
+                      feature_cache=None, reference_pose=None, prompt_embeds: torch.Tensor | None = None
+                      ) -> ReferenceCache:
         """Run ReferenceNet ONCE on ``image`` and keep its tokens (and K/V projections) for every frame.
 
-        Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass.
-        ``height``/``width``: resize the reference to the output size first (defaults to its own size).
-        ``feature_cache``: a :class:`turbonext.utils.feature_cache.FeatureCache`; the tokens are then saved to
-        (and later loaded from) disk, keyed by the image, prompt, size, model revision and dtype.
+        Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass, unless
+        a weight that shapes the tokens changed since (a LoRA loaded or fused, training). The K/V are
+        recomputed whenever the main UNet's projections change. ``height``/``width``: resize the reference
+        to the output size first (defaults to its own size). ``feature_cache``: a
+        :class:`turbonext.utils.feature_cache.FeatureCache`; the tokens are then saved to (and later loaded
+        from) disk, keyed by the image, prompt, size, weights and dtype. Returns the cache, which becomes
+        this pipeline's current reference (:attr:`reference_state`).
         """
         ref = image_to_tensor(image, "reference_image")  # (3, H, W)
         if height is not None and width is not None and tuple(ref.shape[1:]) != (height, width):
             ref = torch.nn.functional.interpolate(ref[None], size=(height, width), mode="bicubic", align_corners=False)[0]
-        if ref.shape[1] % 8 or ref.shape[2] % 8:
-            raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by 8.")
+        if ref.shape[1] % self.vae_scale_factor or ref.shape[2] % self.vae_scale_factor:
+            raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by "
+                             f"{self.vae_scale_factor}.")
         ref_pose = self._reference_pose_tensor(reference_pose, tuple(ref.shape[1:]))  # (3, H, W) or None
-        key = self._reference_key(ref, prompt, ref_pose)
+        device = self._execution_device
+        text = self._prompt_embeds(prompt, prompt_embeds, device)  # (1, 77, D)
+        weights = self.reference_fingerprint()
+        key = self._reference_key(ref, text, ref_pose, weights)
         cache = self.reference_state.cache
-        if cache is not None and cache.key == key:
-            return cache
-        device = self.reference_unet.device
+        if cache is None or cache.key != key:
+            cache = self._run_reference(ref, text, ref_pose, key, weights, feature_cache, device)
+        cache.inputs = (ref, ref_pose, prompt, prompt_embeds)  # to redo it when the weights change
+        cache.refresh_kv(self.unet, device)
+        self.reference_state.cache = cache
+        return cache
+
+    def _run_reference(self, ref, text, ref_pose, key, weights, feature_cache, device) -> ReferenceCache:
+        dtype = self.reference_unet.dtype
         disk_key = None
         if feature_cache is not None:
-            disk_key = feature_cache.key("reference-net", key, model_revision=self.model_revision(),
-                                         dtype=str(self.reference_unet.dtype))
+            disk_key = feature_cache.key("reference-net", key, model_revision=weights[:16], dtype=str(dtype))
             tokens = feature_cache.load_tensors(disk_key, device=str(device))
             if tokens is not None:
-                cache = ReferenceCache.from_state_dict(tokens, key=key)
-                cache.precompute_kv(self.unet)
-                self.reference_state.cache, self.reference_state.mode = cache, "read"
-                return cache
-        latents = self.encode_images(ref[None].to(device)).to(self.reference_unet.dtype)  # (1, 4, h, w)
-        text = self.encode_prompt(prompt, device).to(self.reference_unet.dtype)
+                return ReferenceCache.from_state_dict(tokens, key=key)
+        latents = self.encode_images(ref[None]).to(dtype)  # (1, 4, h, w)
         pose_features = None
         if ref_pose is not None:
             pose_features = self.pose_guider.encode_reference(ref_pose[None].to(device, self.pose_guider.dtype))
-        cache = run_reference_net(self.reference_unet, self.reference_state, latents, text, pose_features)
+        cache = run_reference_net(self.reference_unet, latents, text.to(dtype), pose_features)
         cache.key = key
-        cache.precompute_kv(self.unet)
         if disk_key is not None:
             feature_cache.save_tensors(disk_key, cache.state_dict())
+        return cache
+
+    def current_reference(self) -> ReferenceCache:
+        """The current reference, brought up to date: the ReferenceNet runs again if the weights that shape
+        its tokens changed since it was set, and the K/V are recomputed if the main UNet's did. Raises
+        :class:`NoReferenceError` if none is set."""
+        cache = self.reference_state.cache
+        if cache is None:
+            raise NoReferenceError()
+        inputs = getattr(cache, "inputs", None)
+        if inputs is not None:
+            ref, ref_pose, prompt, prompt_embeds = inputs
+            device = self._execution_device
+            text = self._prompt_embeds(prompt, prompt_embeds, device)
+            weights = self.reference_fingerprint()
+            key = self._reference_key(ref, text, ref_pose, weights)
+            if key != cache.key:
+                cache = self._run_reference(ref, text, ref_pose, key, weights, None, device)
+                cache.inputs = inputs
+                self.reference_state.cache = cache
+        cache.refresh_kv(self.unet, self._execution_device)
         return cache
 
     def clear_reference(self) -> None:
@@ -289,150 +355,236 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def stream(self, reference_image=None, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
                frames_per_level: int | None = None, generator: torch.Generator | None = None,
                compile: str | None = None, output_type: str = "pil", height: int | None = None,
-               width: int | None = None, reference_pose=None):
+               width: int | None = None, reference_pose=None) -> StreamSession:
         """A :class:`~turbonext.streaming.StreamSession` for live pose transfer (pipelined denoising).
 
         ``reference_image`` sets (or, if unchanged, reuses) the reference; ``None`` keeps the current one.
-        ``frames_per_level`` (default ``window // num_inference_steps``) trades latency for throughput:
-        each UNet call over ``window`` frames emits that many frames. ``compile``: a torch.compile mode
-        such as "reduce-overhead" (CUDA graphs) or "max-autotune". ``height``/``width``: the pose
-        frames' size, to which the reference is resized (as in :meth:`__call__`). ``reference_pose``: the
-        reference's pose map, for models that read it (see :meth:`set_reference`).
+        The session keeps that reference for itself: a later ``set_reference`` on the pipeline (another
+        user's photo) does not change what it renders. ``frames_per_level`` (default ``window //
+        num_inference_steps``) trades latency for throughput: each UNet call over ``window`` frames emits
+        that many frames. ``compile``: a torch.compile mode such as "reduce-overhead" (CUDA graphs) or
+        "max-autotune". ``height``/``width``: the pose frames' size, to which the reference is resized (as
+        in :meth:`__call__`). ``reference_pose``: the reference's pose map, for models that read it (see
+        :meth:`set_reference`).
         """
         if reference_image is not None:
             self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
-        elif self.reference_state.cache is None:
-            raise ValueError("no reference set: pass reference_image=... or call pipe.set_reference(image) first.")
-        return StreamSession(self, prompt=prompt, num_inference_steps=num_inference_steps, window=window,
+        return StreamSession(self, reference=self.current_reference(), prompt=prompt,
+                             num_inference_steps=num_inference_steps, window=window,
                              frames_per_level=frames_per_level, generator=generator, compile=compile,
                              output_type=output_type)
 
     # ------------------------------------------------------------------ checks
-    def check_inputs(self, pose_images, reference_image, num_inference_steps: int, guidance_scale: float,
-                     output_type: str, window_size: int, window_overlap: int, callback_on_step_end_tensor_inputs,
-                     reference_pose=None) -> torch.Tensor:
-        """Validate the inputs; returns the pose frames as a tensor (F, 3, H, W) in [0, 1]."""
+    def check_inputs(self, reference_image, pose_images, prompt, negative_prompt, prompt_embeds,
+                     negative_prompt_embeds, num_inference_steps, guidance_scale, output_type, window_size,
+                     window_overlap, callback_on_step_end_tensor_inputs, reference_pose=None) -> None:
+        """Validate the inputs of :meth:`__call__`; raises a ``ValueError`` that says what is accepted."""
         if pose_images is None:
             raise ValueError("pose_images is required: a list of pose images (one per output frame).")
-        poses = images_to_tensor(pose_images, "pose_images")  # raises on empty / mixed / wrong-channel input
-        height, width = poses.shape[-2:]
-        if height % 8 or width % 8:
-            raise ValueError(f"pose image size {height}x{width} (H x W) must be divisible by 8, e.g. 512x512.")
-        if reference_image is None and self.reference_state.cache is None:
-            raise ValueError("no reference set: pass reference_image=... or call pipe.set_reference(image) first.")
-        if reference_image is not None and reference_pose is None and self.reads_reference_pose:
-            raise ValueError(REFERENCE_POSE_REQUIRED)
+        num_frames, height, width = check_images(pose_images, "pose_images")
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"pose image size {height}x{width} (H x W) must be divisible by {self.vae_scale_factor}, "
+                             "e.g. 512x512.")
+        if reference_image is None:
+            if self.reference_state.cache is None:
+                raise NoReferenceError()
+        else:
+            check_image(reference_image, "reference_image")
+            if reference_pose is None and self.reads_reference_pose:
+                raise ValueError(REFERENCE_POSE_REQUIRED)
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("pass prompt or prompt_embeds, not both.")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("pass negative_prompt or negative_prompt_embeds, not both.")
+        for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string (one video per call), got {type(value).__name__}.")
+        for name, value in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
+            if value is not None and (value.ndim != 3 or value.shape[0] != 1):
+                raise ValueError(f"{name} must have shape (1, sequence, dim), got {tuple(value.shape)}.")
+        if prompt_embeds is not None and negative_prompt_embeds is not None and (
+                prompt_embeds.shape != negative_prompt_embeds.shape):
+            raise ValueError(f"prompt_embeds {tuple(prompt_embeds.shape)} and negative_prompt_embeds "
+                             f"{tuple(negative_prompt_embeds.shape)} must have the same shape.")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}.")
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        context_windows(poses.shape[0], window_size, window_overlap)  # raises on a bad window/overlap
+        context_windows(num_frames, window_size, window_overlap)  # raises on a bad window/overlap
         bad = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if bad:
             raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not in {self._callback_tensor_inputs}.")
-        return poses
+
+    # ------------------------------------------------------------------ call state (diffusers' names)
+    @property
+    def guidance_scale(self) -> float:
+        return self._guidance_scale
 
     @property
     def do_classifier_free_guidance(self) -> bool:
         return self._guidance_scale > 1.0
 
+    @property
+    def cross_attention_kwargs(self) -> dict[str, Any] | None:
+        return self._cross_attention_kwargs
+
+    @property
+    def num_timesteps(self) -> int:
+        return self._num_timesteps
+
+    @property
+    def interrupt(self) -> bool:
+        return self._interrupt
+
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         reference_image=None,
         pose_images=None,
-        prompt: str = "",
-        negative_prompt: str = "",
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
         num_inference_steps: int = 4,
         guidance_scale: float = 1.0,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        cross_attention_kwargs: dict[str, Any] | None = None,
         window_size: int = 16,
         window_overlap: int = 4,
         decode_chunk_size: int = 16,
-        callback_on_step_end: Callable | None = None,
+        callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
         reference_pose=None,
     ) -> TurboNextPipelineOutput | tuple:
         r"""Render the person of ``reference_image`` in every pose of ``pose_images``.
 
         Args:
-            reference_image: the person (PIL / array / tensor). ``None`` uses the reference set by
-                :meth:`set_reference` (or by an earlier call). Resized to the pose size if needed.
-            pose_images: pose maps, one per output frame: a list of images, an array (F, H, W, 3) or a
-                tensor (F, 3, H, W). Their size (divisible by 8) is the output size.
-            num_inference_steps: denoising steps (4 with LCM-LoRA).
-            guidance_scale: classifier-free guidance on the prompt; 1.0 (default) disables it.
-            window_size / window_overlap: clips longer than ``window_size`` frames are covered by
-                overlapping windows whose predictions are blended at every step (no seams).
-            output_type: "pil", "np", "pt" or "latent".
-            callback_on_step_end: ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after each step.
-            reference_pose: the reference image's pose map, required with a new ``reference_image`` by
-                models that read it (:attr:`reads_reference_pose`); ignored by the others.
+            reference_image (`PIL.Image.Image`, `np.ndarray` or `torch.Tensor`, *optional*):
+                The person: a PIL image, an array (H, W, 3) (uint8, or float in [0, 1]) or a tensor (3, H, W) in
+                [0, 1]. Resized to the pose size if needed. ``None`` uses the reference set by
+                :meth:`set_reference` (or by an earlier call).
+            pose_images (`list`, `np.ndarray` or `torch.Tensor`):
+                Pose maps, one per output frame: a list of images, an array (F, H, W, 3) or a tensor
+                (F, 3, H, W). Their size (divisible by 8) is the output size.
+            prompt (`str`, *optional*):
+                Text conditioning of the UNets (the models are trained with the empty prompt, the default).
+            negative_prompt (`str`, *optional*):
+                The unconditional prompt of classifier-free guidance (default empty).
+            num_inference_steps (`int`, defaults to 4):
+                Denoising steps (4 with LCM-LoRA / ``LCMScheduler``).
+            guidance_scale (`float`, defaults to 1.0):
+                Classifier-free guidance on the prompt; values > 1 enable it.
+            generator (`torch.Generator`, *optional*):
+                For deterministic noise.
+            latents (`torch.Tensor`, *optional*):
+                Initial noise (1, 4, F, H/8, W/8) instead of drawing it.
+            prompt_embeds / negative_prompt_embeds (`torch.Tensor`, *optional*):
+                Precomputed text embeddings (1, 77, D) instead of ``prompt`` / ``negative_prompt``.
+            output_type (`str`, defaults to `"pil"`):
+                "pil", "np", "pt" or "latent".
+            return_dict (`bool`, defaults to `True`):
+                Return a :class:`TurboNextPipelineOutput` instead of a tuple.
+            cross_attention_kwargs (`dict`, *optional*):
+                Passed to the UNet's attention processors (e.g. ``{"scale": 0.5}`` for LoRA); the reference
+                rides along in it under ``"reference"``.
+            window_size / window_overlap (`int`, defaults to 16 / 4):
+                Clips longer than ``window_size`` frames are covered by overlapping windows whose predictions
+                are blended at every step (no seams).
+            decode_chunk_size (`int`, defaults to 16):
+                Frames decoded at a time.
+            callback_on_step_end (`Callable`, *optional*):
+                ``fn(pipe, step, timestep, callback_kwargs) -> dict`` after each denoising step; it may return
+                replacement tensors (e.g. ``{"latents": ...}``) and set ``pipe._interrupt = True`` to stop.
+            callback_on_step_end_tensor_inputs (`list`, defaults to `["latents"]`):
+                The tensors passed to it, from :attr:`_callback_tensor_inputs`.
+            reference_pose (*optional*):
+                The reference image's pose map, required with a new ``reference_image`` by models that read it
+                (:attr:`reads_reference_pose`); ignored by the others.
+
+        Examples:
 
         Returns:
-            :class:`TurboNextPipelineOutput` (or a tuple ``(frames,)`` if ``return_dict=False``).
+            :class:`TurboNextPipelineOutput` with ``frames`` batched as in diffusers' video pipelines
+            (``frames[0]`` is the clip), or a tuple ``(frames,)`` if ``return_dict`` is False.
         """
         # 1. check inputs
-        self._guidance_scale = guidance_scale
-        poses = self.check_inputs(
-            pose_images, reference_image, num_inference_steps, guidance_scale, output_type, window_size,
-            window_overlap, callback_on_step_end_tensor_inputs, reference_pose,
+        self.check_inputs(
+            reference_image, pose_images, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds,
+            num_inference_steps, guidance_scale, output_type, window_size, window_overlap,
+            callback_on_step_end_tensor_inputs, reference_pose,
         )
-        num_frames, height, width = poses.shape[0], poses.shape[2], poses.shape[3]
+        self._guidance_scale = guidance_scale
+        self._cross_attention_kwargs = cross_attention_kwargs
+        self._interrupt = False
         device, dtype = self._execution_device, self.unet.dtype
 
-        # 2. reference (ReferenceNet runs only when the reference changes)
-        if reference_image is not None:
-            self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
-
-        # 3. prompt and pose features (each pose frame through the guider once)
-        text = self.encode_prompt(prompt, device).to(dtype)  # (1, 77, D)
-        if self.do_classifier_free_guidance:
-            text = torch.cat([self.encode_prompt(negative_prompt, device).to(dtype), text])  # (2, 77, D)
+        # 2. pose frames (F, 3, H, W) in [0, 1] and their features, each pose through the guider once
+        poses = images_to_tensor(pose_images, "pose_images")
+        num_frames, height, width = poses.shape[0], poses.shape[2], poses.shape[3]
         pose_features = self.pose_guider(poses.to(device, self.pose_guider.dtype)).to(dtype)  # (F, 320, h, w)
 
-        # 4. timesteps
+        # 3. reference (ReferenceNet runs only when the reference or its weights changed)
+        if reference_image is not None:
+            self.set_reference(reference_image, prompt=prompt or "", height=height, width=width,
+                               reference_pose=reference_pose, prompt_embeds=prompt_embeds)
+        reference = self.current_reference() if self.reference_state.enabled else None
+        attention_kwargs = {**(cross_attention_kwargs or {}), "reference": reference}
+
+        # 4. text (1, 77, D); with guidance [negative; positive] (2, 77, D)
+        prompt_embeds = self._prompt_embeds(prompt, prompt_embeds, device).to(dtype)
+        if self.do_classifier_free_guidance:
+            negative_prompt_embeds = self._prompt_embeds(negative_prompt, negative_prompt_embeds, device).to(dtype)
+            text = torch.cat([negative_prompt_embeds, prompt_embeds])
+        else:
+            text = prompt_embeds
+
+        # 5. timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         timesteps = self.scheduler.timesteps
+        self._num_timesteps = len(timesteps)
 
-        # 5. latents (1, 4, F, h, w)
-        shape = (1, self.unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        # 6. latents (1, 4, F, h, w)
+        shape = (1, self.unet.config.in_channels, num_frames, height // self.vae_scale_factor,
+                 width // self.vae_scale_factor)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         elif tuple(latents.shape) != shape:
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}.")
         latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
 
-        # 6. denoising loop over steps x windows
+        # 7. denoising loop: every step covers the clip with overlapping windows, blended
         windows = context_windows(num_frames, window_size, window_overlap)
-        batch = text.shape[0]
-        with self.progress_bar(total=len(timesteps) * len(windows)) as progress:
+        rows = text.shape[0]
+        with self.progress_bar(total=len(timesteps)) as progress_bar:
             for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
                 noise_pred = torch.zeros_like(latents, dtype=torch.float32)
                 weight_sum = torch.zeros((num_frames,), device=device)
                 for window in windows:
-                    idx = list(window)
-                    frames = len(idx)
-                    model_in = self.scheduler.scale_model_input(latents[:, :, idx], t).repeat(batch, 1, 1, 1, 1)
+                    frames = slice(window.start, window.stop)
+                    count = len(window)
+                    model_in = self.scheduler.scale_model_input(latents[:, :, frames], t).repeat(rows, 1, 1, 1, 1)
                     pred = self.unet(
                         model_in, t,
-                        encoder_hidden_states=text.repeat_interleave(frames, dim=0),  # (batch*frames, 77, D)
-                        pose_features=pose_features[idx].repeat(batch, 1, 1, 1),
+                        encoder_hidden_states=text.repeat_interleave(count, dim=0),  # (rows*count, 77, D)
+                        pose_features=pose_features[frames].repeat(rows, 1, 1, 1),
+                        cross_attention_kwargs=attention_kwargs,
                         return_dict=False,
                     )[0].float()
                     if self.do_classifier_free_guidance:
                         uncond, cond = pred.chunk(2)
                         pred = uncond + guidance_scale * (cond - uncond)
-                    w = window_weights(frames, device=device) if len(windows) > 1 else torch.ones(frames, device=device)
-                    noise_pred[:, :, idx] += pred * w.view(1, 1, -1, 1, 1)
-                    weight_sum[idx] += w
-                    progress.update()
+                    w = window_weights(count, device=device) if len(windows) > 1 else torch.ones(count, device=device)
+                    noise_pred[:, :, frames] += pred * w.view(1, 1, -1, 1, 1)
+                    weight_sum[frames] += w
                 noise_pred = noise_pred / weight_sum.view(1, 1, -1, 1, 1)
                 latents = self.scheduler.step(noise_pred.to(dtype), t, latents, generator=generator, return_dict=False)[0]
                 if callback_on_step_end is not None:
@@ -440,16 +592,40 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                     callback_kwargs = {k: scope[k] for k in callback_on_step_end_tensor_inputs}
                     callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
                     latents = callback_outputs.pop("latents", latents)
+                progress_bar.update()
 
-        # 7. decode
+        # 8. decode
         if output_type == "latent":
-            frames = latents
+            video = latents
         else:
-            decoded = self.decode_latents(latents, chunk_size=decode_chunk_size)  # (F, 3, H, W)
-            frames = tensor_to_pil(decoded) if output_type == "pil" else decoded.cpu()
-            if output_type == "np":
-                frames = frames.permute(0, 2, 3, 1).numpy()
+            video = self.video_processor.postprocess_video(self.decode_latents(latents, decode_chunk_size), output_type)
         self.maybe_free_model_hooks()
         if not return_dict:
-            return (frames,)
-        return TurboNextPipelineOutput(frames=frames)
+            return (video,)
+        return TurboNextPipelineOutput(frames=video)
+
+
+def _lora_state(model: torch.nn.Module) -> dict:
+    """The LoRA adapters' activity and per-layer scales of ``model`` (peft layers), to restore them later."""
+    scaling, active, disabled = {}, None, False
+    for name, layer in model.named_modules():
+        if hasattr(layer, "active_adapters") and hasattr(layer, "scaling"):
+            scaling[name] = dict(layer.scaling)
+            active = list(layer.active_adapters) if active is None else active
+            disabled = disabled or bool(getattr(layer, "disable_adapters", False))
+    return {"scaling": scaling, "active": active or [], "disabled": disabled}
+
+
+def _restore_lora_state(pipe: TurboNextPipeline, state: dict) -> None:
+    """Put back what :func:`_lora_state` recorded (loading another adapter makes it the only active one)."""
+    remaining = set(pipe.get_list_adapters().get("unet", []))
+    active = [name for name in state["active"] if name in remaining]
+    if not active:
+        return
+    pipe.set_adapters(active)
+    for name, layer in pipe.unet.named_modules():
+        for adapter, value in state["scaling"].get(name, {}).items():
+            if hasattr(layer, "scaling") and adapter in layer.scaling:
+                layer.scaling[adapter] = value
+    if state["disabled"]:
+        pipe.disable_lora()

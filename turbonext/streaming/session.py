@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
+from turbonext.models.reference_attention import ReferenceCache
 from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
 from turbonext.utils.images import image_to_tensor
 
@@ -65,10 +67,16 @@ class StreamStats:
 
 
 class StreamSession:
-    """Frame-in, frames-out pose transfer; create it with :meth:`TurboNextPipeline.stream`."""
+    """Frame-in, frames-out pose transfer; create it with :meth:`TurboNextPipeline.stream`.
 
-    def __init__(self, pipe, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
-                 frames_per_level: int | None = None, generator: torch.Generator | None = None,
+    The session renders ``reference`` (a :class:`~turbonext.models.reference_attention.ReferenceCache`)
+    whatever reference the pipeline is given later, so several sessions can share one pipeline. It
+    reads the pipeline's weights at every step but its reference K/V only when created: after changing
+    weights (a LoRA), call :meth:`set_reference` or start a new session.
+    """
+
+    def __init__(self, pipe, reference: ReferenceCache, prompt: str = "", num_inference_steps: int = 4,
+                 window: int = 16, frames_per_level: int | None = None, generator: torch.Generator | None = None,
                  compile: str | None = None, output_type: str = "pil"):
         max_window = pipe.unet.config.motion_max_seq_length
         if frames_per_level is None:
@@ -86,10 +94,11 @@ class StreamSession:
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
-        self.pipe, self.prompt, self.generator, self.output_type = pipe, prompt, generator, output_type
+        self.pipe, self.reference, self.prompt, self.output_type = pipe, reference, prompt, output_type
         self.window, self.levels, self.per_level = window, num_inference_steps, frames_per_level
         self.context = window - num_inference_steps * frames_per_level
-        self.device, self.dtype = pipe.unet.device, pipe.unet.dtype
+        self.device, self.dtype = pipe._execution_device, pipe.unet.dtype  # under CPU offload: the accelerator
+        self.generator = _device_generator(generator, self.device)  # noise is drawn where it is used
         self.schedule = StaggeredLCMSchedule(pipe.scheduler.config, num_inference_steps, device=self.device)
         # dynamic=False: every window size gets its own static-shape graph. Without it a second session with
         # another window would make dynamo retrace the frame dimension as symbolic (slower kernels, no gain).
@@ -104,8 +113,8 @@ class StreamSession:
         self.slot_level = level.to(self.device)  # (W,)
         ts = torch.cat([torch.zeros(1, dtype=torch.long), self.schedule.timesteps.cpu()])
         self.slot_timestep = ts[level + 1].to(self.device)  # (W,) 0 for context
-        self.denoising = (level >= 0).to(self.device)  # (W,)
-        self.coefficients = self.schedule.frame_coefficients(level.clamp(min=0).to(self.device))  # 4 x (1, 1, W, 1, 1)
+        # LCM coefficients of the denoising slots (the last K*m), each (1, 1, K*m, 1, 1)
+        self.coefficients = self.schedule.frame_coefficients(level[self.context:].to(self.device))
         self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
         self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
         self.profiler = None  # a turbonext.streaming.profiler.TickProfiler to time each section of every tick
@@ -127,9 +136,9 @@ class StreamSession:
     def set_reference(self, image, prompt: str | None = None, reference_pose=None) -> None:
         """Change the person: runs ReferenceNet once and restarts the stream. ``reference_pose``: the
         image's pose map, for models that read it (``pipe.reads_reference_pose``)."""
-        self.pipe.set_reference(image, prompt=self.prompt if prompt is None else prompt,
-                                height=self._size[0] if self._size else None, width=self._size[1] if self._size else None,
-                                reference_pose=reference_pose)
+        self.reference = self.pipe.set_reference(
+            image, prompt=self.prompt if prompt is None else prompt, height=self._size[0] if self._size else None,
+            width=self._size[1] if self._size else None, reference_pose=reference_pose)
         self.reset()
 
     @torch.no_grad()
@@ -146,8 +155,6 @@ class StreamSession:
             self._size = size
         elif size != self._size:
             raise ValueError(f"pose_frame size {size} differs from this stream's {self._size}; call reset() first.")
-        if self.pipe.reference_state.cache is None:
-            raise ValueError("no reference set: pass reference_image to pipe.stream(...) or call session.set_reference().")
         frame_id = self.stats.frames_in
         self.stats.frames_in += 1
         self.enter_times[frame_id] = now
@@ -195,8 +202,8 @@ class StreamSession:
         self.pose_features = first_features[:1].expand(self.window, -1, -1, -1).clone()
 
     def _randn(self, shape) -> torch.Tensor:
-        device = self.generator.device if self.generator is not None else self.device
-        return torch.randn(shape, generator=self.generator, device=device, dtype=torch.float32).to(self.device, self.dtype)
+        """Standard normal noise drawn on the session's device (no host round trip), in the UNet's dtype."""
+        return torch.randn(shape, generator=self.generator, device=self.device, dtype=torch.float32).to(self.dtype)
 
     def _shift_in(self, features: torch.Tensor, ids: list[int | None]) -> None:
         """Drop the oldest m slots, append m new frames at level 0 with fresh noise."""
@@ -240,29 +247,35 @@ class StreamSession:
         timesteps = torch.where(self.ghost, self.schedule.timesteps[0], self.slot_timestep)[None]  # (1, W)
         if self._mark_step:
             torch.compiler.cudagraph_mark_step_begin()
-        eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text,
-                        pose_features=self.pose_features, return_dict=False)[0]
+        reference = self.reference if self.pipe.reference_state.enabled else None
+        eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
+                        cross_attention_kwargs={"reference": reference}, return_dict=False)[0]
         if profiler is not None:
             profiler.mark("unet")
-        noise = self._randn(tuple(self.latents.shape))
-        next_latents, _ = self.schedule.step(eps.float(), self.latents.float(), self.slot_level.clamp(min=0),
-                                             noise.float(), coefficients=self.coefficients)
-        advance = (self.denoising & ~self.ghost).view(1, 1, -1, 1, 1)
-        self.latents = torch.where(advance, next_latents.to(self.dtype), self.latents)
+        # one LCM level for the denoising slots [C, W); only levels 0..K-2 are renoised (the last one, at
+        # slots [C, C+m), becomes the clean output), so noise is drawn for those only
+        c = self.context
+        sample = self.latents[:, :, c:].float()  # (1, 4, K*m, h, w)
+        noise = torch.zeros_like(sample)
+        noise[:, :, m:] = self._randn((1, sample.shape[1], sample.shape[2] - m, *sample.shape[-2:])).float()
+        next_latents, _ = self.schedule.step(eps[:, :, c:].float(), sample, None, noise, coefficients=self.coefficients)
+        advance = (~self.ghost[c:]).view(1, 1, -1, 1, 1)  # ghost slots are never advanced
+        self.latents[:, :, c:] = torch.where(advance, next_latents.to(self.dtype), self.latents[:, :, c:])
         self.stats.unet_calls += 1
         if profiler is not None:
             profiler.mark("scheduler")
 
-        # frames that reached the last level leave (they stay in the window as clean context)
-        done = [(slot, fid) for slot, fid in enumerate(self.slot_ids[self.context:self.context + m], self.context)
-                if fid is not None]
-        frames = self._decode([slot for slot, _ in done]) if done else []
+        # frames that reached the last level leave (they stay in the window as clean context); within a group
+        # real frames come first and ghost padding last, so the finished frames are the slots [C, C+n)
+        done = [fid for fid in self.slot_ids[c:c + m] if fid is not None]
+        assert self.slot_ids[c:c + len(done)] == done, "ghost padding sits at the end of a group"
+        frames = self._decode(len(done)) if done else []
         if profiler is not None:
             profiler.mark("decode")  # TAESD decode + conversion + device-to-host copy
             profiler.end_tick()
         end = time.perf_counter()
         self.stats.step_times.append(end - tick)
-        for _, fid in done:
+        for fid in done:
             self.stats.latencies.append(end - self.enter_times.pop(fid))
             self.stats.latency_frames.append(self.stats.frames_in - 1 - fid)
         if done and self.stats.first_frame_time is None:
@@ -270,14 +283,23 @@ class StreamSession:
         self.stats.frames_out += len(done)
         return frames
 
-    def _decode(self, slots: list[int]) -> list:
-        latents = self.latents[:, :, slots]  # (1, 4, n, h, w), clean
-        frames = self.pipe.decode_latents(latents)  # (n, 3, H, W) in [0, 1]
+    def _decode(self, count: int) -> list:
+        """Decode the ``count`` finished frames at slots [C, C+count): a slice, no gather."""
+        latents = self.latents[:, :, self.context:self.context + count]  # (1, 4, n, h, w), clean
+        video = self.pipe.decode_latents(latents)  # (1, 3, n, H, W) in [-1, 1]
+        frames = (video[0].permute(1, 0, 2, 3) / 2 + 0.5).clamp(0, 1)  # (n, 3, H, W) in [0, 1]
         if self.output_type == "pt":
             return list(frames)
         frames = (frames * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # convert on the device
         if self.output_type == "pil":
-            from PIL import Image
-
             return [Image.fromarray(f) for f in frames]
         return list(frames)
+
+
+def _device_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` for the stream's noise: ``generator`` itself when it lives there, else one
+    seeded from it (deterministic for a seeded ``generator``), so no noise is drawn on the host and copied."""
+    if generator is None or torch.device(generator.device).type == torch.device(device).type:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device).manual_seed(seed)

@@ -232,7 +232,6 @@ def train(cfg: TrainConfig) -> TrainResult:
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            training_model.release()
             accumulated += accelerator.gather(loss.detach()[None]).mean().item() / cfg.gradient_accumulation_steps
             if not accelerator.sync_gradients:
                 continue

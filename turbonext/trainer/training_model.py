@@ -23,7 +23,6 @@ class TrainingModel(nn.Module):
         self.unet = pipe.unet
         self.pose_guider = pipe.pose_guider
         self.reference_unet = pipe.reference_unet
-        self.state = pipe.reference_state  # shared with the attention processors (not a module)
         self.train_reference_unet = train_reference_unet
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, ref_latents: torch.Tensor, text: torch.Tensor,
@@ -32,8 +31,9 @@ class TrainingModel(nn.Module):
         poses (B, F, 3, H, W); ref_poses (B, 3, H, W), the reference's pose, required when the pose
         guider has a reference branch (``reference_features``) and ignored otherwise.
 
-        Leaves the reference tokens in ``state.cache`` in "read" mode: gradient checkpointing re-reads
-        them during backward. Call :meth:`release` after the optimizer step.
+        Each sample b reads its own reference b (frames b*F ... b*F + F - 1). The reference tokens travel
+        with the UNet call (``cross_attention_kwargs``), so gradient checkpointing re-reads them in backward
+        and nothing outlives the step.
         """
         num_frames = noisy.shape[2]
         # 1. ReferenceNet "write": every attn1 input is recorded. Gradients reach it when it trains, and
@@ -45,13 +45,10 @@ class TrainingModel(nn.Module):
                 raise ValueError("this pose guider reads the reference pose: pass ref_poses (B, 3, H, W).")
             ref_pose_features = self.pose_guider.encode_reference(ref_poses).to(ref_dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and (self.train_reference_unet or ref_pose_features is not None)):
-            run_reference_net(self.reference_unet, self.state, ref_latents.to(ref_dtype), text.to(ref_dtype),
-                              ref_pose_features)
+            reference = run_reference_net(self.reference_unet, ref_latents.to(ref_dtype), text.to(ref_dtype),
+                                          ref_pose_features)
         # 2. main UNet "read": cache.kv is empty, so each layer projects the tokens with its own to_k/to_v
         pose_features = self.pose_guider(poses.flatten(0, 1))  # (B*F, 320, h, w)
         return self.unet(noisy, timesteps, encoder_hidden_states=text.repeat_interleave(num_frames, dim=0),
-                         pose_features=pose_features, return_dict=False)[0]  # (B, 4, F, h, w)
-
-    def release(self) -> None:
-        """Drop the reference tokens of the last forward."""
-        self.state.cache, self.state.mode = None, "off"
+                         pose_features=pose_features, cross_attention_kwargs={"reference": reference},
+                         return_dict=False)[0]  # (B, 4, F, h, w)

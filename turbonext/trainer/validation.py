@@ -67,7 +67,7 @@ def render_validation(pipe: TurboNextPipeline, clip: ValidationClip, num_inferen
                    reference_pose=clip.reference_pose if pipe.reads_reference_pose else None)
     finally:
         pipe.clear_reference()
-    return list(out.frames)
+    return list(out.frames[0])
 
 
 def run_validation(pipe: TurboNextPipeline, clip: ValidationClip, out_dir: str | Path, step: int,

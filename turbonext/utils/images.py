@@ -29,65 +29,95 @@ ACCEPTED = (
 )
 
 
-def image_to_tensor(image, name: str = "image") -> "torch.Tensor":
-    """One RGB image -> float tensor (3, H, W) in [0, 1].
+def _is_tensor(value) -> bool:
+    """A torch tensor (checked without importing torch)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "shape") and hasattr(value, "dtype")
 
-    PIL images of any mode are converted to RGB (an alpha channel is composited on black, matching
-    the training data's black background). Arrays and tensors must already have 3 channels.
-    """
-    import torch
+
+def flatten_alpha(image: PIL.Image.Image) -> PIL.Image.Image:
+    """An RGB version of ``image``; transparency (modes RGBA, LA, P) is composited on black, the training
+    data's background."""
+    if image.mode in ("RGBA", "LA", "P"):
+        rgba = image.convert("RGBA")
+        image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return image.convert("RGB")
+
+
+def check_image(image, name: str = "image") -> tuple[int, int]:
+    """Validate one image without converting it; returns its (H, W) or raises a ``ValueError`` saying what
+    is accepted: :data:`ACCEPTED`."""
     if isinstance(image, PIL.Image.Image):
-        if image.mode in ("RGBA", "LA", "P"):
-            rgba = image.convert("RGBA")
-            background = PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-            image = PIL.Image.alpha_composite(background, rgba)
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+        return image.height, image.width
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"{name}: expected a numpy array of shape (H, W, 3), got {image.shape}. Accepted: {ACCEPTED}.")
-        if image.dtype == np.uint8:
-            array = image.astype(np.float32) / 255.0
-        elif np.issubdtype(image.dtype, np.floating):
-            array = image.astype(np.float32)
-        else:
+        if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
             raise ValueError(f"{name}: numpy dtype {image.dtype} is not supported. Accepted: {ACCEPTED}.")
-        return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
-    if isinstance(image, torch.Tensor):
+        return int(image.shape[0]), int(image.shape[1])
+    if _is_tensor(image):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"{name}: expected a tensor of shape (3, H, W), got {tuple(image.shape)}. Accepted: {ACCEPTED}.")
-        if not image.is_floating_point():
-            return image.float() / 255.0
-        return image.float()
+        return int(image.shape[1]), int(image.shape[2])
     raise ValueError(f"{name}: unsupported type {type(image).__name__}. Accepted: {ACCEPTED}.")
 
 
-def images_to_tensor(images, name: str = "pose_images") -> "torch.Tensor":
-    """A sequence of images -> float tensor (F, 3, H, W) in [0, 1].
-
-    Accepts a list of single images (any of the types above), a numpy array (F, H, W, 3) or a
-    tensor (F, 3, H, W). All frames must share one size.
-    """
-    import torch
+def _as_frame_list(images, name: str) -> list:
+    """``images`` as a list of single images (a 4-D array or tensor is split along its first axis)."""
     if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)  # an empty (0, H, W, 3) array becomes [] and is reported below
-    elif isinstance(images, torch.Tensor) and images.ndim == 4:
+        return list(images)  # an empty (0, H, W, 3) array becomes [] and is reported by the caller
+    if _is_tensor(images) and images.ndim == 4:
         if images.shape[1] != 3:
             raise ValueError(f"{name}: expected a tensor of shape (F, 3, H, W), got {tuple(images.shape)}.")
-        if images.shape[0] == 0:
-            raise ValueError(f"{name} is empty: give at least one pose image.")
-        return images.float() if images.is_floating_point() else images.float() / 255.0
-    elif isinstance(images, (PIL.Image.Image, np.ndarray, torch.Tensor)):
-        images = [images]
+        return list(images)
+    if isinstance(images, (PIL.Image.Image, np.ndarray)) or _is_tensor(images):
+        return [images]
     if not isinstance(images, Sequence) or isinstance(images, str):
-        raise ValueError(f"{name}: expected a list of images, a (F, H, W, 3) array or a (F, 3, H, W) tensor, got {type(images).__name__}.")
-    if len(images) == 0:
-        raise ValueError(f"{name} is empty: give at least one pose image.")
-    tensors = [image_to_tensor(im, f"{name}[{i}]") for i, im in enumerate(images)]
-    sizes = {tuple(t.shape[1:]) for t in tensors}
+        raise ValueError(f"{name}: expected a list of images, a (F, H, W, 3) array or a (F, 3, H, W) tensor, "
+                         f"got {type(images).__name__}.")
+    return list(images)
+
+
+def check_images(images, name: str = "pose_images") -> tuple[int, int, int]:
+    """Validate a sequence of images without converting it; returns (F, H, W).
+
+    Accepts a list of single images (any of the :data:`ACCEPTED` types), a numpy array (F, H, W, 3) or a
+    tensor (F, 3, H, W); all frames must share one size.
+    """
+    frames = _as_frame_list(images, name)
+    if not frames:
+        raise ValueError(f"{name} is empty: give at least one image.")
+    sizes = {check_image(im, f"{name}[{i}]") for i, im in enumerate(frames)}
     if len(sizes) > 1:
         raise ValueError(f"{name}: all frames must have the same size (H, W); got {sorted(sizes)}.")
-    return torch.stack(tensors)
+    return (len(frames), *sizes.pop())
+
+
+def image_to_tensor(image, name: str = "image") -> "torch.Tensor":
+    """One RGB image -> float tensor (3, H, W) in [0, 1].
+
+    PIL images of any mode are converted to RGB (:func:`flatten_alpha`). Arrays and tensors must already
+    have 3 channels; uint8 ones are scaled from [0, 255].
+    """
+    import torch
+
+    check_image(image, name)
+    if isinstance(image, PIL.Image.Image):
+        array = np.asarray(flatten_alpha(image), dtype=np.float32) / 255.0
+        return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    if isinstance(image, np.ndarray):
+        array = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+    return image.float() if image.is_floating_point() else image.float() / 255.0
+
+
+def images_to_tensor(images, name: str = "pose_images") -> "torch.Tensor":
+    """A sequence of images (see :func:`check_images`) -> float tensor (F, 3, H, W) in [0, 1]."""
+    import torch
+
+    check_images(images, name)
+    if _is_tensor(images) and images.ndim == 4:
+        return images.float() if images.is_floating_point() else images.float() / 255.0
+    return torch.stack([image_to_tensor(im, f"{name}[{i}]") for i, im in enumerate(_as_frame_list(images, name))])
 
 
 def tensor_to_pil(frames: "torch.Tensor") -> list[PIL.Image.Image]:
@@ -151,10 +181,7 @@ def load_rgb(image: PIL.Image.Image | np.ndarray | str | Path, name: str = "refe
         if image.mode not in REFERENCE_MODES:
             raise ValueError(f"the {name} has PIL mode {image.mode!r}; accepted modes: {', '.join(REFERENCE_MODES)}. "
                              f"Convert it first, e.g. image.convert('RGB').")
-        if image.mode in ("RGBA", "LA", "P"):
-            rgba = image.convert("RGBA")
-            image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-        image = image.convert("RGB")
+        image = flatten_alpha(image)
     try:
         return to_rgb_array(image)
     except ValueError as err:
