@@ -23,7 +23,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from turbonext import TurboNextPipeline
 from turbonext.evaluation.metrics import background_brightness
-from turbonext.jobs.driving import synthetic_demo_inputs
+from turbonext.jobs.driving_inputs import synthetic_demo_inputs
 
 
 NOISY = 12.0  # background brightness (0-255) above which a frame looks noisy

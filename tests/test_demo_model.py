@@ -6,7 +6,7 @@ import torch
 
 from turbonext import TurboNextPipeline
 from turbonext.evaluation.metrics import background_brightness, silhouette_iou, ssim
-from turbonext.jobs.driving import synthetic_demo_inputs
+from turbonext.jobs.driving_inputs import synthetic_demo_inputs
 from turbonext.loaders.hub import demo_model_path
 
 

@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 
 
-@pytest.mark.slow  # a real kernel renders a clip and a stream: about 9 s on 2 idle cores
+@pytest.mark.slow  # a real kernel renders a clip and a stream: 9-19 s on 2 cores
 def test_quickstart_notebook_runs_and_shows_the_clip_and_the_stream(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     # the kernel inherits this process's environment (HF_HUB_OFFLINE=1 from conftest) and runs in tmp_path

@@ -124,6 +124,38 @@ def test_streams_sharing_a_pipeline_keep_their_own_references(tiny_pipe):
     np.testing.assert_array_equal(np.stack(fb + sb.flush()), alone_b)
 
 
+@torch.no_grad()
+def test_each_tick_draws_noise_only_for_what_it_renoises_and_decodes_a_slice(tiny_pipe, monkeypatch):
+    """No wasted work or copies per tick: fresh noise for the m new frames, renoising noise for the frames at
+    levels 0..K-2 only, both on the session's device; the finished frames decoded straight from the window."""
+    generator = torch.Generator().manual_seed(0)
+    session = tiny_pipe.stream(reference_image=make_reference(), window=12, frames_per_level=2, generator=generator,
+                               output_type="np")
+    assert session.generator is generator  # already on the session's device: used as it is
+    drawn, decoded = [], []
+    randn = torch.randn
+
+    def spy_randn(*shape, **kwargs):
+        drawn.append((tuple(shape[0] if len(shape) == 1 else shape), str(kwargs.get("device"))))
+        return randn(*shape, **kwargs)
+
+    decode = tiny_pipe.decode_latents
+
+    def spy_decode(latents, *args, **kwargs):
+        decoded.append(latents.untyped_storage().data_ptr() == session.latents.untyped_storage().data_ptr())
+        return decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "randn", spy_randn)
+    monkeypatch.setattr(tiny_pipe, "decode_latents", spy_decode)
+    frames = [f for p in make_pose_frames(10) for f in session.step(p)] + session.flush()
+    assert len(frames) == 10 and decoded and all(decoded)  # slices of the window, no gathered copy
+    m, levels, window = 2, 4, 12
+    allowed = {(1, 4, window, 8, 8), (1, 4, m, 8, 8), (1, 4, (levels - 1) * m, 8, 8)}
+    assert {shape for shape, _ in drawn} <= allowed and (1, 4, (levels - 1) * m, 8, 8) in {s for s, _ in drawn}
+    assert sum(shape == (1, 4, window, 8, 8) for shape, _ in drawn) == 1  # the first window only
+    assert {device for _, device in drawn} == {str(session.device)}
+
+
 def test_fixed_seed_gives_identical_streams(tiny_pipe):
     def run(seed):
         s = tiny_pipe.stream(reference_image=make_reference(), generator=torch.Generator().manual_seed(seed),

@@ -5,7 +5,7 @@ A user's webcam is different: frames come at the camera's rate, each one goes th
 tracking, smoothing and cropping on the caller's thread while the model runs on its worker, and a
 frame the worker has not taken yet is replaced by the newer one (:class:`~turbonext.jobs.live.LiveSession`,
 exactly what ``app.py`` runs). This replays a "webcam" at a fixed rate (default 12.5 fps, the app's
-``STREAM_EVERY``): a synthetic person moving (from :func:`~turbonext.jobs.driving.synthetic_demo_inputs`,
+``STREAM_EVERY``): a synthetic person moving (from :func:`~turbonext.jobs.driving_inputs.synthetic_demo_inputs`,
 which the real detectors find), placed in a 640x480 frame. It reports what a user sees: rendered FPS,
 latency from a webcam frame arriving to its rendered frame being ready (detection, waiting for the
 model and the model; camera and display not included) and the model's part of it, frames dropped, how many frames were pose-detected, and the detection time.
@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from turbonext.jobs.driving import synthetic_demo_inputs
+from turbonext.jobs.driving_inputs import synthetic_demo_inputs
 from turbonext.jobs.live import LiveSession
 from turbonext.jobs.reference import native_size
 

@@ -12,9 +12,9 @@ _LAZY = {
     "LiveSession": "turbonext.jobs.live",
     "render_clip": "turbonext.jobs.clip",
     "prepare_reference": "turbonext.jobs.reference",
-    "poses_from_video": "turbonext.jobs.driving",
-    "poses_from_folder": "turbonext.jobs.driving",
-    "synthetic_demo_inputs": "turbonext.jobs.driving",
+    "poses_from_video": "turbonext.jobs.driving_inputs",
+    "poses_from_folder": "turbonext.jobs.driving_inputs",
+    "synthetic_demo_inputs": "turbonext.jobs.driving_inputs",
 }
 
 __all__ = sorted(_LAZY)
@@ -23,6 +23,6 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from turbonext.jobs.clip import render_clip
-    from turbonext.jobs.driving import poses_from_folder, poses_from_video, synthetic_demo_inputs
+    from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
     from turbonext.jobs.live import LiveSession
     from turbonext.jobs.reference import prepare_reference

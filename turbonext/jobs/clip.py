@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
-from turbonext.jobs.driving import IMAGE_EXTENSIONS, poses_from_folder, poses_from_video
+from turbonext.jobs.driving_inputs import IMAGE_EXTENSIONS, poses_from_folder, poses_from_video
 from turbonext.jobs.reference import native_size, prepare_reference, reference_pose_for
 from turbonext.jobs.sharing import pipeline_lock
 from turbonext.utils.images import side_by_side

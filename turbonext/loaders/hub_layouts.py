@@ -32,6 +32,9 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0, size: str = "t
     v2 = build_components(size, seed=seed + 1, motion_mid_block=True)["motion_adapter"]
     v2.save_pretrained(root / "animatediff-motion-adapter-v1-5-2")
     comps["tiny_vae"].save_pretrained(root / "taesd")
+    config = json.loads((root / "taesd" / "config.json").read_text())
+    config.pop("block_out_channels", None)  # AutoencoderTiny writes it but does not take it (madebyollin/taesd has none)
+    (root / "taesd" / "config.json").write_text(json.dumps(config, indent=2))
     return {
         "base": str(base),
         "motion_adapter": str(root / "animatediff-motion-adapter-v1-5-3"),

@@ -52,7 +52,7 @@ EXAMPLE_DOC_STRING = """
         >>> import torch
         >>> from diffusers.utils import export_to_video
         >>> from turbonext import TurboNextPipeline
-        >>> from turbonext.jobs.driving import synthetic_demo_inputs
+        >>> from turbonext.jobs.driving_inputs import synthetic_demo_inputs
 
         >>> pipe = TurboNextPipeline.from_pretrained("turbonext-demo")  # embedded, offline; or a Hub repo id
         >>> demo = synthetic_demo_inputs(size=256, num_frames=16)  # a reference photo and pose maps
@@ -525,16 +525,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self._interrupt = False
         device, dtype = self._execution_device, self.unet.dtype
 
-        # 2. pose frames (F, 3, H, W) in [0, 1] and their features, each pose through the guider once
+        # 2. pose frames (F, 3, H, W) in [0, 1] and their features, each pose through the guider once. (Not
+        #    diffusers' VideoProcessor.preprocess_video: it passes uint8 arrays, e.g. webcam frames, through
+        #    unscaled; images_to_tensor scales them and composites transparency on black, the training background.)
         poses = images_to_tensor(pose_images, "pose_images")
         num_frames, height, width = poses.shape[0], poses.shape[2], poses.shape[3]
         pose_features = self.pose_guider(poses.to(device, self.pose_guider.dtype)).to(dtype)  # (F, 320, h, w)
 
         # 3. reference (ReferenceNet runs only when the reference or its weights changed)
         if reference_image is not None:
-            self.set_reference(reference_image, prompt=prompt or "", height=height, width=width,
-                               reference_pose=reference_pose, prompt_embeds=prompt_embeds)
-        reference = self.current_reference() if self.reference_state.enabled else None
+            reference = self.set_reference(reference_image, prompt=prompt or "", height=height, width=width,
+                                           reference_pose=reference_pose, prompt_embeds=prompt_embeds)
+        else:
+            reference = self.current_reference()
+        reference = reference if self.reference_state.enabled else None
         attention_kwargs = {**(cross_attention_kwargs or {}), "reference": reference}
 
         # 4. text (1, 77, D); with guidance [negative; positive] (2, 77, D)

@@ -45,8 +45,10 @@ class StaggeredLCMSchedule:
         """:meth:`coefficients` shaped (1, 1, F, 1, 1) to broadcast over (B, C, F, H, W) latents."""
         return tuple(c.view(1, 1, -1, 1, 1).to(dtype) for c in self.coefficients(levels))
 
-    def step(self, eps: torch.Tensor, sample: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor, coefficients=None):
-        """Advance frames by one level. eps/sample/noise: (B, C, F, H, W); levels: (F,) level indices.
+    def step(self, eps: torch.Tensor, sample: torch.Tensor, levels: torch.Tensor | None, noise: torch.Tensor,
+             coefficients=None):
+        """Advance frames by one level. eps/sample/noise: (B, C, F, H, W); levels: (F,) level indices (or None
+        with ``coefficients``). ``noise`` only matters for frames that are renoised (not at the last level).
 
         ``coefficients``: :meth:`frame_coefficients` of ``levels``, when the caller has them already.
         Returns ``(next_sample, denoised)``; frames at the last level get ``next_sample == denoised``.
