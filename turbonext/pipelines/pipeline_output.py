@@ -12,7 +12,8 @@ from diffusers.utils import BaseOutput
 
 @dataclass
 class TurboNextPipelineOutput(BaseOutput):
-    """``frames``: one clip, a list of PIL images ("pil"), an array (F, H, W, 3) in [0, 1] ("np"),
-    a tensor (F, 3, H, W) in [0, 1] ("pt") or latents (1, 4, F, h, w) ("latent")."""
+    """``frames``: batched like diffusers' video pipelines, ``frames[0]`` is the clip: a list holding one list
+    of PIL images ("pil"), an array (1, F, H, W, 3) in [0, 1] ("np"), a tensor (1, F, 3, H, W) in [0, 1] ("pt"),
+    or the latents (1, 4, F, h, w) ("latent")."""
 
-    frames: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    frames: list[list[PIL.Image.Image]] | np.ndarray | torch.Tensor

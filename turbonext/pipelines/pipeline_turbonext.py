@@ -12,7 +12,7 @@ from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, LCMSche
 from diffusers import __version__ as diffusers_version
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.schedulers import SchedulerMixin
-from diffusers.utils import logging, replace_example_docstring
+from diffusers.utils import logging, replace_example_docstring, scale_lora_layers, unscale_lora_layers
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from transformers import CLIPTextModel, CLIPTokenizer
@@ -57,7 +57,7 @@ EXAMPLE_DOC_STRING = """
         >>> pipe = TurboNextPipeline.from_pretrained("turbonext-demo")  # embedded, offline; or a Hub repo id
         >>> demo = synthetic_demo_inputs(size=256, num_frames=16)  # a reference photo and pose maps
         >>> output = pipe(reference_image=demo.reference, pose_images=demo.poses, num_inference_steps=4,
-        ...               generator=torch.Generator().manual_seed(0), reference_pose=demo.reference_pose)
+        ...               generator=torch.Generator().manual_seed(0))
         >>> export_to_video(output.frames[0], "turbonext.mp4", fps=12)
         ```
 """
@@ -539,6 +539,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         else:
             reference = self.current_reference()
         reference = reference if self.reference_state.enabled else None
+        lora_scale = (cross_attention_kwargs or {}).get("scale")
+        if reference is not None and lora_scale is not None and lora_scale != 1.0:
+            # the reference K/V are projected outside the UNet's forward: give them this call's LoRA scale too
+            scale_lora_layers(self.unet, lora_scale)
+            try:
+                reference.refresh_kv(self.unet, device)
+            finally:
+                unscale_lora_layers(self.unet, lora_scale)
         attention_kwargs = {**(cross_attention_kwargs or {}), "reference": reference}
 
         # 4. text (1, 77, D); with guidance [negative; positive] (2, 77, D)
