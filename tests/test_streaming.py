@@ -188,6 +188,7 @@ def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe):
     assert summary["tick_ms"] >= sum(sections) * 0.99 and summary["host_ms"] >= 0
 
 
+@pytest.mark.slow  # torch.compile traces twice: 11-19 s on 2 cores
 def test_stream_unet_traces_to_one_static_graph_per_window(tiny_pipe, monkeypatch):
     """What CUDA graphs need (compile="reduce-overhead"): the window's UNet call is one graph with static
     shapes through the fill, the steady state and the flush (ghost frames), so it is captured once and

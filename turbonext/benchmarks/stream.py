@@ -11,7 +11,8 @@ depend on weight values) and measures, in ONE run and on the same device:
       setting: sustained FPS after warm-up, p50/p95 latency (pose frame in -> RGB frame out),
       first-frame time, peak GPU memory.
 
-Writes JSON and appends a markdown table (with the exact command and device name) to BENCHMARKS.md.
+``turbonext bench stream`` prints a markdown table (with the exact command and device name); ``--json`` and
+``--markdown PATH`` also write it.
 ``--tiny --device cpu`` runs the same code with tiny components (CI, laptops). ``--model M`` times a
 trained pipeline instead (a folder, a Hub id, or ``turbonext-demo``) at its native size, e.g. the embedded
 demo on a laptop CPU; ``--channels-last`` stores the VAE in channels_last memory format first (what

@@ -32,7 +32,7 @@ def _header(args, title: str, size: int) -> list[str]:
             f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}", ""]
 
 
-def run_live_benchmarks(args) -> tuple[dict, str]:
+def live_benchmark_table(args) -> tuple[dict, str]:
     """``bench live``: the app's webcam path (:mod:`turbonext.benchmarks.live`) for each window / frames per
     level / compile setting; returns (result, markdown)."""
     pipe = load_bench_pipeline(args)
@@ -111,7 +111,7 @@ def cli_main(argv: list[str]) -> int:
     if args.size and args.size % 8:
         raise SystemExit(f"--size must be divisible by 8, got {args.size}")
     if args.what == "live":
-        result, table = run_live_benchmarks(args)
+        result, table = live_benchmark_table(args)
     else:
         result = run_stream_benchmark(args)
         table = markdown_table(result)
