@@ -223,6 +223,10 @@ def test_stream_unet_traces_to_one_static_graph_per_window(tiny_pipe, monkeypatc
         assert session.stats.unet_calls >= 8 and graphs == [False]  # one static graph for the whole stream
         assert sum(counters["graph_break"].values()) == 0, dict(counters["graph_break"])
         torch.testing.assert_close(traced, plain, rtol=0, atol=1e-5)
+        session.set_reference(make_reference(seed=9))  # a new photo: new reference K/V, the same graph
+        for p in make_pose_frames(6):
+            session.step(p)
+        assert graphs == [False] and session.stats.unet_calls >= 3
         run("reduce-overhead", window=8, frames=4)
         assert graphs == [False, False]  # window 8: its own static graph
     finally:
