@@ -502,6 +502,10 @@ def test_cross_attention_kwargs_lora_scale_zero_equals_adapter_disabled(lora_pip
     """diffusers' LoRA-scale check: {"scale": 0.0} with an adapter loaded == the adapter disabled (== the base
     output, test_lora_adapter_and_per_call_scale), with reference attention on."""
     assert_same(frames(lora_pipe, cross_attention_kwargs={"scale": 0.0}), expected)
+    cached = lora_pipe.reference_state.cache
+    kv = {name: k.clone() for name, (k, _) in cached.kv.items()}
+    frames(lora_pipe, reference_image=None, cross_attention_kwargs={"scale": 0.0})
+    assert all(torch.equal(cached.kv[name][0], k) for name, k in kv.items())  # the shared cache is left as it was
 
 
 # ---------------------------------------------------------------------------------------------- check_inputs

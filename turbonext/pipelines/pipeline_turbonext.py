@@ -541,10 +541,12 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         reference = reference if self.reference_state.enabled else None
         lora_scale = (cross_attention_kwargs or {}).get("scale")
         if reference is not None and lora_scale is not None and lora_scale != 1.0:
-            # the reference K/V are projected outside the UNet's forward: give them this call's LoRA scale too
+            # the reference K/V are projected outside the UNet's forward: give them this call's LoRA scale too,
+            # in a copy for this call only (streams may be reading the shared cache)
+            reference = ReferenceCache(tokens=reference.tokens, key=reference.key)
             scale_lora_layers(self.unet, lora_scale)
             try:
-                reference.refresh_kv(self.unet, device)
+                reference.precompute_kv(self.unet, device)
             finally:
                 unscale_lora_layers(self.unet, lora_scale)
         attention_kwargs = {**(cross_attention_kwargs or {}), "reference": reference}
