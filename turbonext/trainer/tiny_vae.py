@@ -38,6 +38,7 @@ from turbonext.evaluation.metrics import psnr, ssim
 from turbonext.synthetic.dataset import HELD_OUT_MOTION, NUM_HELD_OUT_IDENTITIES, identity_seed
 from turbonext.synthetic.figure import Identity, draw_figure
 from turbonext.synthetic.motion import MOTIONS, sample_clip
+from turbonext.utils.images import side_by_side
 
 
 VAE_IDENTITY_SEED = 0x7AE  # first element of the VAE's own identity stream (disjoint from benchmark seeds)
@@ -178,9 +179,10 @@ def evaluate(vae, frames: Sequence[np.ndarray], batch_size: int = 4) -> tuple[di
     return metrics, recons
 
 
-def side_by_side_png(frames: Sequence[np.ndarray], recons: Sequence[np.ndarray], path: Path, columns: int = 3) -> None:
+def reconstruction_grid_png(frames: Sequence[np.ndarray], recons: Sequence[np.ndarray], path: Path,
+                            columns: int = 3) -> None:
     """A grid of (original | reconstruction) pairs, ``columns`` pairs per row, written as PNG."""
-    pairs = [np.concatenate([f, r], axis=1) for f, r in zip(frames, recons)]  # (H, 2W, 3) each
+    pairs = side_by_side([Image.fromarray(f) for f in frames], [Image.fromarray(r) for r in recons])  # (H, 2W, 3)
     rows = [pairs[i:i + columns] for i in range(0, len(pairs), columns)]
     rows[-1] = rows[-1] + [np.zeros_like(pairs[0])] * (columns - len(rows[-1]))
     grid = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
@@ -307,7 +309,7 @@ def train_tiny_vae(
     metrics, recons = evaluate(vae, frames)
     vae.save_pretrained(out, safe_serialization=True)
     pick = np.linspace(0, len(frames) - 1, num=min(png_frames, len(frames))).round().astype(int)
-    side_by_side_png([frames[i] for i in pick], [recons[i] for i in pick], out / "reconstruction.png")
+    reconstruction_grid_png([frames[i] for i in pick], [recons[i] for i in pick], out / "reconstruction.png")
     report = {
         "held_out": metrics,
         "held_out_identity_seeds": held_out_identity_seeds(benchmark_identities, benchmark_seed),
