@@ -151,7 +151,8 @@ class ReferenceCache:
 
 
 def _on(tensor: torch.Tensor, device) -> bool:
-    """Whether ``tensor`` already lives on ``device`` ("cpu:0" is "cpu"; "cuda" means the current index)."""
+    """Whether ``tensor`` already lives on ``device``: the same type, and the same index where ``device`` names
+    one (a CPU has one device, whatever index is written)."""
     if device is None:
         return True
     device = torch.device(device)

@@ -268,9 +268,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         return weights_fingerprint(self.reference_unet, vae, self.text_encoder, guider)
 
     @staticmethod
-    def _reference_key(image: torch.Tensor, text: torch.Tensor, pose: torch.Tensor | None, weights: str) -> str:
+    def _reference_key(image: torch.Tensor, prompt: str | None, prompt_embeds: torch.Tensor | None,
+                       pose: torch.Tensor | None, weights: str) -> str:
+        """The image, its pose, the text (the prompt, or the given embeddings) and the weights' fingerprint
+        (which covers the text encoder): equal keys give equal tokens."""
         digest = hashlib.sha1(image.float().cpu().numpy().tobytes())
-        digest.update(repr(tuple(image.shape)).encode() + text.float().cpu().numpy().tobytes())
+        digest.update(repr((tuple(image.shape), prompt or "")).encode())
+        if prompt_embeds is not None:
+            digest.update(b"embeds:" + prompt_embeds.float().cpu().numpy().tobytes())
         if pose is not None:
             digest.update(b"pose:" + pose.float().cpu().numpy().tobytes())
         digest.update(weights.encode())
@@ -297,14 +302,19 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by "
                              f"{self.vae_scale_factor}.")
         ref_pose = self._reference_pose_tensor(reference_pose, tuple(ref.shape[1:]))  # (3, H, W) or None
+        return self._up_to_date(self.reference_state.cache, (ref, ref_pose, prompt, prompt_embeds), feature_cache)
+
+    def _up_to_date(self, cache: ReferenceCache | None, inputs: tuple, feature_cache=None) -> ReferenceCache:
+        """``cache`` if it was made from ``inputs`` (image, pose, prompt, prompt embeddings) with the current
+        weights, else a new ReferenceNet pass; its K/V refreshed; it becomes the pipeline's current reference."""
+        ref, ref_pose, prompt, prompt_embeds = inputs
         device = self._execution_device
-        text = self._prompt_embeds(prompt, prompt_embeds, device)  # (1, 77, D)
         weights = self.reference_fingerprint()
-        key = self._reference_key(ref, text, ref_pose, weights)
-        cache = self.reference_state.cache
+        key = self._reference_key(ref, prompt, prompt_embeds, ref_pose, weights)
         if cache is None or cache.key != key:
+            text = self._prompt_embeds(prompt, prompt_embeds, device)  # (1, 77, D)
             cache = self._run_reference(ref, text, ref_pose, key, weights, feature_cache, device)
-        cache.inputs = (ref, ref_pose, prompt, prompt_embeds)  # to redo it when the weights change
+        cache.inputs = inputs  # to redo it when the weights change
         cache.refresh_kv(self.unet, device)
         self.reference_state.cache = cache
         return cache
@@ -334,19 +344,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         cache = self.reference_state.cache
         if cache is None:
             raise NoReferenceError()
-        inputs = getattr(cache, "inputs", None)
-        if inputs is not None:
-            ref, ref_pose, prompt, prompt_embeds = inputs
-            device = self._execution_device
-            text = self._prompt_embeds(prompt, prompt_embeds, device)
-            weights = self.reference_fingerprint()
-            key = self._reference_key(ref, text, ref_pose, weights)
-            if key != cache.key:
-                cache = self._run_reference(ref, text, ref_pose, key, weights, None, device)
-                cache.inputs = inputs
-                self.reference_state.cache = cache
-        cache.refresh_kv(self.unet, self._execution_device)
-        return cache
+        if cache.inputs is None:  # loaded from tokens alone: nothing to make it again from
+            cache.refresh_kv(self.unet, self._execution_device)
+            return cache
+        return self._up_to_date(cache, cache.inputs)
 
     def clear_reference(self) -> None:
         self.reference_state.cache = None
