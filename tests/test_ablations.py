@@ -1,4 +1,4 @@
-"""Ablations switch off exactly one module each, restore it afterwards, and run through the eval CLI."""
+"""Ablations switch off exactly one module each (or shuffle the poses), restore it afterwards, and run through the eval CLI."""
 
 import json
 
@@ -42,6 +42,14 @@ def test_eval_cli_ablations(tiny_pipe, tmp_path, capsys):
                              "--steps", "1", "--device", "cpu", "--no-lpips", "--ablations", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert all(f"| {name} |" in text for name in ABLATIONS)
+    assert "what it shows" in text and "draws nothing without pose" in text and "| baseline: copy reference |" in text
     saved = json.loads(out.read_text())
-    assert set(saved["ablations"]) == set(ABLATIONS)
-    assert all(np.isfinite(v["ssim"]) for v in saved["ablations"].values())
+    assert set(saved["ablations"]) == set(ABLATIONS) == {"full model", "no reference attention", "pose guider zeroed",
+                                                          "pose shuffled"}
+    assert all(np.isfinite(v["metrics"]["ssim_box"]) for v in saved["ablations"].values())
+    for name, v in saved["ablations"].items():
+        assert v["shows"] and ("helps" in v) == (name != "full model")
+        if name != "full model":
+            assert all(n == 1 and 0 <= k <= n for k, n in v["helps"].values())  # one identity in one scene
+    assert saved["ablations"]["pose shuffled"]["metrics"]["iou"] is not None
+    assert set(saved["baselines"]) == {"copy reference", "black frame"}

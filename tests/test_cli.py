@@ -17,6 +17,16 @@ def saved_pipe(tiny_pipe_factory, tmp_path_factory):
     return str(folder)
 
 
+@pytest.fixture(autouse=True)
+def no_pose_detector(monkeypatch):
+    """generate finds a reference's person without a detector backend here (fast, and the same on every machine)."""
+
+    def unavailable(*args, **kwargs):
+        raise ImportError("no pose detector in these tests")
+
+    monkeypatch.setattr("turbonext.commands.generate.get_detector", unavailable)
+
+
 def test_generate_on_synthetic_inputs_writes_mp4_gif_and_frames(saved_pipe, tmp_path, capsys):
     out = tmp_path / "demo.mp4"
     code = turbonext_main(["generate", "--model", saved_pipe, "--out", str(out), "--max-frames", "5", "--steps", "1",
@@ -28,6 +38,27 @@ def test_generate_on_synthetic_inputs_writes_mp4_gif_and_frames(saved_pipe, tmp_
     gif = Image.open(out.with_suffix(".gif"))
     assert gif.size == (64 * 4, 64) and gif.n_frames == 5  # reference | pose | result | ground truth
     assert "reference | pose | result | ground truth" in capsys.readouterr().out
+
+
+def test_generate_with_a_users_photo_has_no_ground_truth_panel_and_crops_it_unstretched(saved_pipe, tmp_path, capsys):
+    """A user's photo on the built-in synthetic motion: reference | pose | result (the synthetic frames show another
+    person, so no "ground truth"), the photo cropped square around its figure and said so, not stretched."""
+    photo = np.zeros((200, 300, 3), np.uint8)
+    photo[60:140, 200:240] = (230, 40, 40)  # a figure 40 wide, 80 tall, right of centre
+    Image.fromarray(photo).save(tmp_path / "me.png")
+    out = tmp_path / "mine.mp4"
+    assert turbonext_main(["generate", "--model", saved_pipe, "--reference", str(tmp_path / "me.png"), "--out", str(out),
+                           "--max-frames", "3", "--steps", "1", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "reference | pose | result" in printed and "ground truth" not in printed
+    assert ("reference 300x200 cropped to the figure on its plain background (164,44,276,156) and resized to 64x64."
+            in printed)
+    gif = Image.open(out.with_suffix(".gif"))
+    assert gif.size == (64 * 3, 64) and gif.n_frames == 3  # three panels
+    reference_panel = np.asarray(gif.convert("RGB"))[:, :64].astype(int)
+    ys, xs = np.nonzero(np.abs(reference_panel - (230, 40, 40)).max(axis=2) < 60)
+    width, height = xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()
+    assert abs(width - 40 * 64 / 112) <= 2 and abs(height - 80 * 64 / 112) <= 2  # 22.9 x 45.7: the photo's proportions
 
 
 def spy_on_stream_sessions(monkeypatch) -> list:
@@ -97,7 +128,7 @@ def test_generate_errors_are_clear(saved_pipe, tmp_path, capsys):
     Image.fromarray(make_pose_frames(1)[0]).save(poses / "0.png")
     assert turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--reference",
                            str(tmp_path / "bad.png"), "--device", "cpu"]) == 2
-    assert "cannot read reference image" in capsys.readouterr().err
+    assert "cannot read the reference image" in capsys.readouterr().err
     # an output path that is not an .mp4 is refused before the render (it used to fail in the encoder after it)
     assert turbonext_main(["generate", "--model", saved_pipe, "--out", str(tmp_path / "clip"), "--device", "cpu"]) == 2
     assert "--out must be an .mp4" in capsys.readouterr().err and not (tmp_path / "clip").exists()

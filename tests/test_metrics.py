@@ -1,4 +1,4 @@
-"""Metrics: identical -> perfect, shifted -> worse, flicker sign, optional LPIPS/FID skip cleanly."""
+"""Metrics: identical -> perfect, shifted -> worse, a black or frozen frame cannot score well, optional LPIPS/FID skip cleanly."""
 
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ def test_identical_is_perfect(sequence):
     errors = metrics.part_color_error(f, f, kp)
     assert errors["mean"] == 0.0 and {"torso", "head", "left_thigh"} <= set(errors)
     assert metrics.temporal_flicker(frames, frames) == 0.0
+    assert metrics.ssim_box(f, f) == pytest.approx(1.0) and metrics.figure_color_error(f, f) == 0.0
     scores = metrics.score_sequence(frames, frames, keypoints)
-    assert scores["psnr"] == metrics.PSNR_MAX_DB and scores["iou"] == 1.0
-    assert scores["color_error"] == 0.0 and scores["flicker"] == 0.0
+    assert set(metrics.METRIC_KEYS) <= set(scores)
+    assert scores["psnr"] == metrics.PSNR_MAX_DB and scores["iou"] == 1.0 and scores["ssim_box"] == pytest.approx(1.0)
+    assert scores["color_error"] == 0.0 and scores["part_color_error"] == 0.0 and scores["flicker"] == 0.0
 
 
 def test_shifted_is_worse(sequence):
@@ -54,6 +56,7 @@ def test_shifted_is_worse(sequence):
     assert metrics.ssim(shifted, f) < 0.95
     assert metrics.silhouette_iou(shifted, f) < 0.9
     assert metrics.part_color_error(shifted, f, kp)["mean"] > 0.01
+    assert metrics.ssim_box(shifted, f) < 0.9 and metrics.figure_color_error(shifted, f) > 0.05
     # further shift -> worse still
     assert metrics.silhouette_iou(_shift(f, 12), f) < metrics.silhouette_iou(shifted, f)
 
@@ -65,13 +68,50 @@ def test_wrong_identity_raises_colour_error(sequence):
     assert metrics.part_color_error(other[0], frames[0], keypoints[0])["mean"] > 0.03
 
 
-def test_flicker_positive_for_flickering_prediction():
+def test_flicker_is_a_non_negative_jitter_measure():
     rng = np.random.default_rng(0)
     still = [np.full((32, 32, 3), 120, np.uint8)] * 5
     flicker = [np.clip(120 + rng.integers(-40, 41, (32, 32, 3)), 0, 255).astype(np.uint8) for _ in range(5)]
     assert metrics.temporal_flicker(still, still) == 0.0
     assert metrics.temporal_flicker(flicker, still) > 0.05
-    assert metrics.temporal_flicker(still, flicker) < 0  # over-smoothed: negative
+    assert metrics.temporal_flicker(still, flicker) > 0.05  # over-smoothed is wrong too (was negative)
+    brighter = [np.clip(f.astype(int) + 10, 0, 255).astype(np.uint8) for f in still]
+    assert metrics.temporal_flicker(brighter, still) == 0.0  # a constant offset does not jitter
+
+
+def test_static_black_output_does_not_beat_the_truth(sequence):
+    # The old signed flicker scored a static black clip below the truth (negative = "steadier than real").
+    frames, keypoints = sequence
+    black = [np.zeros_like(np.asarray(f)) for f in frames]
+    frozen = [frames[0]] * len(frames)
+    truth = metrics.temporal_flicker(frames, frames)
+    assert truth == 0.0
+    assert metrics.temporal_flicker(black, frames) > truth + 1e-3
+    assert metrics.temporal_flicker(frozen, frames) > truth + 1e-3
+
+
+def test_black_frame_scores_low_inside_the_figure(sequence):
+    frames, keypoints = sequence
+    f = frames[0]
+    black = np.zeros_like(np.asarray(f))
+    assert metrics.ssim(black, f) > 0.75  # whole-frame SSIM flatters: the background is black too
+    assert metrics.ssim_box(black, f) < 0.55 and metrics.ssim_box(black, f) < metrics.ssim(black, f) - 0.25
+    figure = np.asarray(f, np.float32)[metrics.foreground_mask(f)] / 255
+    assert metrics.figure_color_error(black, f) == pytest.approx(figure.mean(), abs=1e-6)  # every figure pixel wrong
+    assert metrics.figure_color_error(black, f) > 0.2
+    scores = metrics.score_sequence([black] * len(frames), frames, keypoints)
+    assert scores["iou"] == 0.0 and scores["ssim_box"] < 0.55 and scores["color_error"] > 0.2
+
+
+def test_figure_box_and_empty_truth():
+    truth = np.zeros((40, 40, 3), np.uint8)
+    truth[10:20, 25:28] = 200
+    rows, cols = metrics.figure_box(truth)
+    assert rows.start <= 10 and rows.stop >= 20 and cols.start <= 25 and cols.stop >= 28
+    assert rows.stop - rows.start < 20 and cols.stop - cols.start >= 7  # tight, but wide enough for SSIM's window
+    empty = np.zeros((16, 16, 3), np.uint8)
+    assert metrics.figure_box(empty) is None
+    assert np.isnan(metrics.ssim_box(empty, empty)) and np.isnan(metrics.figure_color_error(empty, empty))
 
 
 def test_input_validation():

@@ -89,7 +89,7 @@ def test_stream_equals_plain_implementation(tiny_pipe, window, per_level):
     torch.nn.init.normal_(tiny_pipe.pose_guider.zero_conv.weight, std=0.5)  # make poses matter
     poses = make_pose_frames(11)
     session = tiny_pipe.stream(reference_image=make_reference(), window=window, frames_per_level=per_level,
-                               generator=torch.Generator().manual_seed(3), output_type="pt")
+                               generator=torch.Generator().manual_seed(3), output_type="pt", schedule="staggered")
     frames = []
     for p in poses:
         frames += session.step(p)
@@ -97,6 +97,92 @@ def test_stream_equals_plain_implementation(tiny_pipe, window, per_level):
     assert len(frames) == len(poses)
     expected = plain_stream(tiny_pipe, poses, 4, window, per_level, seed=3)
     torch.testing.assert_close(torch.stack(frames), expected, rtol=0, atol=1e-4)
+
+
+def plain_uniform_stream(pipe, poses, steps, window, per_level, seed):
+    """The uniform layout, written plainly: groups of m new frames go through all K levels together (one
+    LCMScheduler level per UNet call) while the finished frames before them are re-noised to that level."""
+    gen = torch.Generator().manual_seed(seed)
+    sched = LCMScheduler.from_config(pipe.scheduler.config)
+    sched.set_timesteps(steps)
+    text = pipe.encode_prompt("", torch.device("cpu"))
+    feats = [pipe.pose_guider(image_to_tensor(p)[None])[0] for p in poses]
+    latents, slot_feats, finished, outputs = None, None, None, {}
+    for start in range(0, len(poses), per_level):
+        ids = list(range(start, min(start + per_level, len(poses))))
+        new_feats = [feats[i] for i in ids] + [feats[ids[-1]]] * (per_level - len(ids))  # ghosts repeat the last
+        if latents is None:  # ghosts before the first group: the first pose, denoised with it, never output
+            latents = torch.randn((1, 4, window, 8, 8), generator=gen)
+            slot_feats, finished = [feats[ids[0]]] * window, [False] * window
+        latents = torch.cat([latents[:, :, per_level:], torch.randn((1, 4, per_level, 8, 8), generator=gen)], dim=2)
+        slot_feats, finished = slot_feats[per_level:] + new_feats, finished[per_level:] + [False] * per_level
+        for k, t in enumerate(sched.timesteps):
+            noise = torch.randn((1, 4, window, 8, 8), generator=gen)
+            x = torch.stack([sched.add_noise(latents[:, :, j], noise[:, :, j], t[None]) if finished[j]
+                             else latents[:, :, j] for j in range(window)], dim=2)
+            eps = pipe.unet(x, t, encoder_hidden_states=text.expand(window, -1, -1),
+                            pose_features=torch.stack(slot_feats),
+                            cross_attention_kwargs={"reference": pipe.reference_state.cache}, return_dict=False)[0]
+            renoise = torch.randn((1, 4, window, 8, 8), generator=gen) if k < steps - 1 else None
+            for j in range(window):
+                if finished[j]:
+                    continue
+                sched._step_index = steps - 1  # the last index returns the denoised sample, no noise
+                denoised = sched.step(eps[:, :, j], t, latents[:, :, j]).prev_sample
+                if renoise is None:
+                    latents[:, :, j] = denoised
+                else:
+                    a_next = sched.alphas_cumprod[sched.timesteps[k + 1]]
+                    latents[:, :, j] = a_next.sqrt() * denoised + (1 - a_next).sqrt() * renoise[:, :, j]
+        finished = [True] * window
+        for n, i in enumerate(ids):
+            outputs[i] = latents[:, :, window - per_level + n]
+    video = torch.stack([outputs[i][0] for i in range(len(poses))], dim=1)[None]
+    return (pipe.decode_latents(video)[0].permute(1, 0, 2, 3) / 2 + 0.5).clamp(0, 1)  # (F, 3, H, W) in [0, 1]
+
+
+@pytest.mark.parametrize("window, per_level", [(8, 4), (6, 2), (4, 4)])
+@torch.no_grad()
+def test_uniform_stream_equals_plain_implementation(tiny_pipe, window, per_level):
+    torch.nn.init.normal_(tiny_pipe.pose_guider.zero_conv.weight, std=0.5)  # make poses matter
+    poses = make_pose_frames(11)
+    session = tiny_pipe.stream(reference_image=make_reference(), window=window, frames_per_level=per_level,
+                               generator=torch.Generator().manual_seed(3), output_type="pt", schedule="uniform")
+    frames = []
+    for p in poses:
+        frames += session.step(p)
+    frames += session.flush()
+    assert len(frames) == len(poses)
+    expected = plain_uniform_stream(tiny_pipe, poses, 4, window, per_level, seed=3)
+    torch.testing.assert_close(torch.stack(frames), expected, rtol=0, atol=1e-4)
+
+
+def test_uniform_costs_k_calls_per_group_at_one_level_each(tiny_pipe):
+    session = tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=4, output_type="np",
+                               schedule="uniform")
+    timesteps = []
+    tiny_pipe.unet.register_forward_hook(lambda m, a, o: timesteps.append(a[1]))
+    ready = [len(session.step(p)) for p in make_pose_frames(12)]
+    assert ready == [0, 0, 0, 4] * 3  # a group of 4 leaves as soon as it is complete
+    assert len(timesteps) == 3 * 4 and all(t.shape == (1, 8) and (t == t[0, 0]).all() for t in timesteps)
+    assert [int(t[0, 0]) for t in timesteps[:4]] == session.schedule.timesteps.tolist()
+    assert list(session.stats.latency_frames) == [3, 2, 1, 0] * 3
+
+
+def test_default_schedule_is_the_unets_config(tiny_pipe, tmp_path):
+    assert tiny_pipe.unet.config.stream_schedule == "uniform"  # not trained on staggered windows
+    assert tiny_pipe.stream(reference_image=make_reference()).schedule_name == "uniform"
+    tiny_pipe.unet.register_to_config(stream_schedule="staggered")
+    try:
+        assert tiny_pipe.stream(reference_image=make_reference()).schedule_name == "staggered"
+        assert tiny_pipe.stream(schedule="uniform").schedule_name == "uniform"  # the argument overrides
+        tiny_pipe.unet.save_pretrained(tmp_path)
+        loaded = type(tiny_pipe.unet).from_pretrained(tmp_path)
+        assert loaded.config.stream_schedule == "staggered"
+    finally:
+        tiny_pipe.unet.register_to_config(stream_schedule="uniform")
+    with pytest.raises(ValueError, match="stream_schedule must be one of"):
+        type(tiny_pipe.unet).from_config(tiny_pipe.unet.config, stream_schedule="diagonal")
 
 
 @torch.no_grad()
@@ -130,7 +216,7 @@ def test_each_tick_draws_noise_only_for_what_it_renoises_and_decodes_a_slice(tin
     levels 0..K-2 only, both on the session's device; the finished frames decoded straight from the window."""
     generator = torch.Generator().manual_seed(0)
     session = tiny_pipe.stream(reference_image=make_reference(), window=12, frames_per_level=2, generator=generator,
-                               output_type="np")
+                               output_type="np", schedule="staggered")
     assert session.generator is generator  # already on the session's device: used as it is
     drawn, decoded = [], []
     randn = torch.randn
@@ -167,12 +253,13 @@ def test_fixed_seed_gives_identical_streams(tiny_pipe):
     assert np.abs(run(1).astype(int) - run(2).astype(int)).sum() > 0
 
 
-def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe):
+@pytest.mark.parametrize("schedule", ["staggered", "uniform"])
+def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe, schedule):
     from turbonext.streaming.profiler import TickProfiler
 
     def run(profiled):
         s = tiny_pipe.stream(reference_image=make_reference(), generator=torch.Generator().manual_seed(3),
-                             output_type="np", frames_per_level=2)
+                             output_type="np", frames_per_level=2, schedule=schedule)
         if profiled:
             s.profiler = TickProfiler("cpu")
         out = [f for p in make_pose_frames(8) for f in s.step(p)] + s.flush()
@@ -182,7 +269,8 @@ def test_tick_profiler_times_every_section_without_changing_output(tiny_pipe):
     timed, session = run(True)
     np.testing.assert_array_equal(plain, timed)
     summary = session.profiler.summary()
-    assert summary["ticks"] == session.stats.unet_calls
+    calls_per_tick = 1 if schedule == "staggered" else session.levels  # uniform: K calls per group of frames
+    assert summary["ticks"] * calls_per_tick == session.stats.unet_calls
     sections = [summary[f"{k}_ms"] for k in ("pose_guider", "unet", "scheduler", "decode")]
     assert all(v >= 0 for v in sections) and summary["unet_ms"] > 0
     assert summary["tick_ms"] >= sum(sections) * 0.99 and summary["host_ms"] >= 0
@@ -234,7 +322,8 @@ def test_stream_unet_traces_to_one_static_graph_per_window(tiny_pipe, monkeypatc
 
 
 def test_costs_one_unet_call_per_group_guider_once_per_frame_no_referencenet(tiny_pipe):
-    session = tiny_pipe.stream(reference_image=make_reference(), frames_per_level=4, output_type="np")
+    session = tiny_pipe.stream(reference_image=make_reference(), frames_per_level=4, output_type="np",
+                               schedule="staggered")
     unet_frames, guider_frames, ref_calls = [], [], []
     tiny_pipe.unet.register_forward_hook(lambda m, a, o: unet_frames.append(a[0].shape[2]))
     tiny_pipe.pose_guider.register_forward_hook(lambda m, a, o: guider_frames.append(a[0].shape[0]))
@@ -254,7 +343,8 @@ def test_costs_one_unet_call_per_group_guider_once_per_frame_no_referencenet(tin
 
 
 def test_low_latency_setting_emits_every_frame_after_warmup(tiny_pipe):
-    session = tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=1, output_type="np")
+    session = tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=1, output_type="np",
+                               schedule="staggered")
     ready = [len(session.step(p)) for p in make_pose_frames(8)]
     assert ready == [0, 0, 0, 1, 1, 1, 1, 1]  # a frame leaves 4 calls after it entered
     assert list(session.stats.latency_frames) == [3] * 5
@@ -276,7 +366,11 @@ def test_stream_errors(tiny_pipe):
     with pytest.raises(ValueError, match="no reference set"):
         tiny_pipe.stream()
     with pytest.raises(ValueError, match="cannot hold"):
-        tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=4)
+        tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=4, schedule="staggered")
+    with pytest.raises(ValueError, match="cannot hold"):
+        tiny_pipe.stream(reference_image=make_reference(), window=8, frames_per_level=9, schedule="uniform")
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        tiny_pipe.stream(reference_image=make_reference(), schedule="diagonal")
     with pytest.raises(ValueError, match="maximum"):
         tiny_pipe.stream(reference_image=make_reference(), window=64)
     session = tiny_pipe.stream(reference_image=make_reference())

@@ -415,3 +415,139 @@ def test_noise_offset_adds_a_constant_per_clip_frame_and_channel():
     assert 0.9 < residual.std() < 1.1  # still unit Gaussian around the offset
     with pytest.raises(ValueError, match="noise_offset"):
         TrainConfig(noise_offset=-0.1).validate()
+
+
+# ---------------------------------------------------------------- the live stream's window layout (issue 13)
+def _slices(window: list[int], length: int) -> set[tuple[int, ...]]:
+    return {tuple(window[i:i + length]) for i in range(len(window) - length + 1)}
+
+
+def test_stream_layout_clips_are_slices_of_a_stream_sessions_window(tiny_pipe):
+    from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
+    from turbonext.trainer.loop import stream_layout_timesteps, stream_schedule_timesteps
+
+    k, m, c = 4, 2, 2
+    levels = stream_schedule_timesteps(tiny_pipe.scheduler.config, k)
+    assert levels.tolist() == StaggeredLCMSchedule(tiny_pipe.scheduler.config, k).timesteps.tolist() == [999, 759, 499, 259]
+    # the session's own per-slot table (oldest slot first): [0, 0, 259, 259, 499, 499, 759, 759, 999, 999]
+    session = tiny_pipe.stream(np.full((64, 64, 3), 90, np.uint8), num_inference_steps=k, window=c + k * m,
+                               frames_per_level=m, schedule="staggered")
+    window = session.slot_timestep.tolist()
+    assert window == [0] * c + [259] * m + [499] * m + [759] * m + [999] * m
+
+    torch.manual_seed(0)
+    # a clip as long as the window, always with its context: exactly the session's layout
+    t, clean = stream_layout_timesteps(5, len(window), levels, m, c, clean_context=1.0)
+    assert t.shape == clean.shape == (5, len(window)) and t.dtype == torch.long
+    assert (t == torch.tensor(window)).all() and torch.equal(clean, t == 0)
+
+    # shorter clips: every 3-frame slice of the window is drawn (every phase, partial levels included) and
+    # nothing else; the staircase order holds (oldest frame = least noisy), only the stream's timesteps
+    t, clean = stream_layout_timesteps(400, 3, levels, m, c, clean_context=0.5)
+    rows = {tuple(r) for r in t.tolist()}
+    assert rows == _slices(window, 3) and len(rows) == 8
+    assert (t[:, 1:] >= t[:, :-1]).all() and set(t.unique().tolist()) <= {0, *levels.tolist()}
+    assert torch.equal(clean, t == 0) and 0.35 < clean.any(dim=1).float().mean() < 0.65
+    assert {tuple(r) for r in stream_layout_timesteps(200, 3, levels, m, c)[0].tolist()} == _slices(window[c:], 3)
+    with_context = {tuple(r) for r in stream_layout_timesteps(100, 3, levels, m, c, clean_context=1.0)[0].tolist()}
+    assert with_context == {(0, 0, 259), (0, 259, 259)}
+
+    # a clip longer than the staircase: the staircase at its end, the frames before it clean (its context)
+    t, clean = stream_layout_timesteps(4, 6, levels[:2], 2)
+    assert t.tolist() == [[0, 0, 759, 759, 999, 999]] * 4 and clean.sum(dim=1).tolist() == [2] * 4
+    # never a clip without a noisy frame, even when the context could fill it
+    t, clean = stream_layout_timesteps(50, 2, levels, 1, context_frames=4, clean_context=1.0)
+    assert t.tolist() == [[0, 259]] * 50 and not clean.all(dim=1).any()
+
+
+def test_stream_layout_jitter_moves_each_level_and_mixes_with_plain_clips():
+    from turbonext.trainer.loop import sample_training_timesteps, stream_layout_timesteps
+
+    levels = torch.tensor([999, 759, 499, 259])
+    torch.manual_seed(0)
+    exact, _ = stream_layout_timesteps(64, 8, levels, 2)
+    assert set(exact.unique().tolist()) == set(levels.tolist())  # default: no jitter
+    t, _ = stream_layout_timesteps(64, 8, levels, 2, jitter=10)  # (B, 8): levels 3, 3, 2, 2, 1, 1, 0, 0
+    base = torch.tensor([259, 259, 499, 499, 759, 759, 999, 999])
+    assert ((t - base).abs() <= 10).all() and int(t.max()) <= 999 and len(t.unique()) > 8
+    assert torch.equal(t[:, 0::2], t[:, 1::2])  # the frames of one level share its (moved) timestep
+    assert (t[:, 1:] >= t[:, :-1]).all()
+    with pytest.raises(ValueError, match="cross"):
+        stream_layout_timesteps(2, 8, levels, 2, jitter=120)  # levels are 240 apart
+
+    cfg = TrainConfig(stream_layout=0.5, stream_num_inference_steps=4, stream_frames_per_level=2)
+    t, clean = sample_training_timesteps(200, 8, 1000, cfg, levels, "cpu")
+    staircase = (t == base).all(dim=1)
+    assert t.shape == clean.shape == (200, 8) and not clean.any() and 60 < int(staircase.sum()) < 140
+    assert (t[~staircase] == t[~staircase][:, :1]).all()  # the others: one shared level per clip (per_frame 0)
+    t, clean = sample_training_timesteps(3, 8, 1000, TrainConfig(), None, "cpu")
+    assert t.shape == (3,) and clean is None  # default: as before
+
+
+def test_stream_layout_loss_feeds_clean_context_as_is_and_leaves_it_out(tiny_pipe):
+    from diffusers import DDPMScheduler
+
+    from turbonext.trainer.loop import compute_loss
+
+    cfg = TrainConfig(num_frames=4, stream_layout=1.0, stream_num_inference_steps=2, stream_context_frames=2,
+                      stream_clean_context=1.0).validate()  # every clip: [0, 0, 499, 999] (window 4)
+    torch.manual_seed(0)
+    batch = {"frames": torch.rand(2, 4, 3, 64, 64), "poses": torch.rand(2, 4, 3, 64, 64),
+             "reference": torch.rand(2, 3, 64, 64)}
+    seen = {}
+
+    def model(noisy, timesteps, ref_latents, text, poses, ref_poses):  # noise predicted as 0; absurd on clean frames
+        seen.update(noisy=noisy, timesteps=timesteps)
+        return torch.where(timesteps[:, None, :, None, None] == 0, 1e4, torch.zeros_like(noisy))
+
+    noise_scheduler = DDPMScheduler.from_config(tiny_pipe.scheduler.config)
+    text = tiny_pipe.encode_prompt("", "cpu")
+    for weighting in (False, True):
+        cfg.pose_loss_weighting = weighting
+        loss = compute_loss(batch, tiny_pipe, model, noise_scheduler, text, cfg)
+        assert seen["timesteps"].tolist() == [[0, 0, 499, 999]] * 2
+        assert 0.5 < float(loss) < 2  # the MSE of unit noise against 0 on the noisy frames only
+    latents = tiny_pipe.encode_images(batch["frames"].flatten(0, 1)).view(2, 4, 4, 8, 8).permute(0, 2, 1, 3, 4)
+    assert torch.equal(seen["noisy"][:, :, :2], latents[:, :, :2])  # context: exactly the clean latents
+    assert not torch.allclose(seen["noisy"][:, :, 2:], latents[:, :, 2:], atol=0.1)
+
+
+def test_stream_layout_config_keys_are_checked():
+    cfg = load_config(None, ["stream_layout=1", "stream_frames_per_level=2", "stream_context_frames=4",
+                             "stream_clean_context=0.5", "stream_timestep_jitter=20"])
+    assert cfg.stream_layout == 1.0 and cfg.stream_num_inference_steps == 4 and cfg.stream_context_frames == 4
+    assert TrainConfig().stream_layout == 0.0 and TrainConfig().stream_timestep_jitter == 0  # off by default
+    for bad, match in (("stream_layout=1.5", "probability"), ("stream_clean_context=-0.1", "probability"),
+                       ("stream_frames_per_level=0", ">= 1"), ("stream_num_inference_steps=0", ">= 1"),
+                       ("stream_context_frames=-1", ">= 0"), ("stream_timestep_jitter=-1", ">= 0")):
+        with pytest.raises(ValueError, match=match):
+            load_config(None, [bad, "stream_context_frames=1"] if "context_frames" not in bad else [bad])
+    with pytest.raises(ValueError, match="needs stream_context_frames"):
+        load_config(None, ["stream_clean_context=0.5"])
+
+
+def test_stream_layout_run_trains_and_exports_a_staggered_model(make_cfg, tmp_path):
+    from accelerate.state import AcceleratorState
+
+    from turbonext import TurboNextPipeline
+    from turbonext.trainer.export import cli_main, resolve_stream_schedule
+    from turbonext.trainer.loop import train
+
+    AcceleratorState._reset_state()
+    cfg = make_cfg(stream_layout=1.0, stream_num_inference_steps=2, stream_context_frames=1, stream_clean_context=0.5,
+                   stream_timestep_jitter=5, max_train_steps=1, validation_steps=0, output_dir=str(tmp_path / "run"))
+    result = train(cfg)
+    assert result.global_step == 1 and np.isfinite(result.last_loss)
+    ckpt = result.output_dir / "checkpoint-1"
+    assert load_config(ckpt / "config.yaml").stream_layout == 1.0
+
+    assert cli_main([str(ckpt), str(tmp_path / "pipe")]) == 0  # auto: the run trained on the stream layout
+    assert json.loads((tmp_path / "pipe" / "unet" / "config.json").read_text())["stream_schedule"] == "staggered"
+    assert TurboNextPipeline.from_pretrained(tmp_path / "pipe").unet.config.stream_schedule == "staggered"
+    assert cli_main([str(ckpt), str(tmp_path / "forced"), "--stream-schedule", "uniform"]) == 0
+    assert json.loads((tmp_path / "forced" / "unet" / "config.json").read_text())["stream_schedule"] == "uniform"
+    plain = make_cfg()
+    assert resolve_stream_schedule(plain) == "uniform" and resolve_stream_schedule(plain, "staggered") == "staggered"
+    assert resolve_stream_schedule(cfg, "auto") == "staggered"
+    with pytest.raises(ValueError, match="stream_schedule"):
+        resolve_stream_schedule(cfg, "sometimes")

@@ -1,7 +1,10 @@
 """``turbonext generate``: render the person of a reference image in the poses of a driving video.
 
 With no arguments it runs the embedded demo model on a built-in synthetic sequence (no network).
-Writes an MP4 (reference | pose | result) and the frames as PNGs.
+Writes an MP4 and a GIF side by side, reference | pose | result, plus a 4th panel, the ground truth, only
+for the built-in synthetic sequence with its own reference (a user's photo has none), and the result
+frames as PNGs. A reference photo is cropped square around its person (never stretched) and the
+command says how, e.g. "reference 640x480 cropped to the person (...) and resized to 256x256".
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from pathlib import Path
 
 from turbonext.data.video_io import save_gif, write_video
 from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
-from turbonext.jobs.reference import native_size, prepare_reference, reference_pose_for
+from turbonext.jobs.reference import PreparedReference, native_size, prepare_reference, reference_pose_for
 from turbonext.loaders.hub import DEMO_MODEL_NAME
 from turbonext.pipelines.inference import load_for_inference
 from turbonext.pose.detectors import get_detector
-from turbonext.utils.images import side_by_side
+from turbonext.utils.images import load_rgb, side_by_side
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +55,36 @@ def cli_main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def prepare_user_reference(path: str, detector_name: str, size: int, needs_pose: bool) -> PreparedReference:
+    """A user's reference photo, cropped square around its person (see :func:`prepare_reference`).
+
+    A model that reads the reference pose needs a detected person (an ImportError without a detector, a
+    ValueError without a person); for the others a missing detector or person falls back to the figure
+    against a plain background, the whole square photo, or a centre square crop.
+    """
+    rgb = load_rgb(path)  # a bad file is reported before a detector is loaded
+    try:
+        detector = get_detector(detector_name)
+    except ImportError:
+        if needs_pose:
+            raise
+        detector = None  # prepare_reference's notice says that no detector was available
+    try:
+        return prepare_reference(rgb, detector, size, require_person=needs_pose)
+    finally:
+        if detector is not None:
+            detector.close()
+
+
+def panels(reference, poses: list, frames: list, truth: list | None = None) -> tuple[list[list], str]:
+    """The side-by-side columns and their header: reference | pose | result, plus "ground truth" only when
+    there is one (the built-in synthetic inputs)."""
+    columns = {"reference": [reference], "pose": list(poses), "result": list(frames)}
+    if truth is not None:
+        columns["ground truth"] = list(truth)
+    return list(columns.values()), " | ".join(columns)
+
+
 def generate(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
@@ -69,18 +102,12 @@ def generate(args: argparse.Namespace) -> int:
         demo = synthetic_demo_inputs(size=size, num_frames=min(args.max_frames, 32), seed=args.seed)
         poses, truth = demo.poses, demo.truth
     if args.reference:
-        if pipe.reads_reference_pose:  # the model needs the reference person's pose: detect it (and crop around them)
-            detector = get_detector(args.detector)
-            try:
-                prepared = prepare_reference(args.reference, detector, size)
-            finally:
-                detector.close()
-            reference, reference_pose = Image.fromarray(prepared.image), reference_pose_for(pipe, prepared)
-        else:
-            try:
-                reference = Image.open(args.reference).convert("RGB").resize((size, size), Image.BICUBIC)
-            except OSError as err:
-                raise ValueError(f"cannot read reference image {args.reference}: {err}") from err
+        prepared = prepare_user_reference(args.reference, args.detector, size, pipe.reads_reference_pose)
+        print(f"{prepared.summary}.")
+        if prepared.notice:
+            print(f"Note: {prepared.notice}")
+        reference, reference_pose = Image.fromarray(prepared.image), reference_pose_for(pipe, prepared)
+        truth = None  # the synthetic sequence's frames show another person: no ground truth for a user's photo
     elif not (args.driving or args.poses):
         reference, reference_pose = demo.reference, demo.reference_pose
     else:
@@ -98,7 +125,7 @@ def generate(args: argparse.Namespace) -> int:
                       generator=generator, reference_pose=reference_pose).frames[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    columns = [[reference], poses, frames] + ([truth] if truth is not None else [])
+    columns, header = panels(reference, poses, frames, truth)
     frames_dir = out.with_suffix("")
     frames_dir.mkdir(exist_ok=True)
     for i, f in enumerate(frames):  # the rendered frames first: a failing video encoder cannot lose them
@@ -106,7 +133,6 @@ def generate(args: argparse.Namespace) -> int:
     video = side_by_side(*columns)
     write_video(out, video, fps=args.fps)
     save_gif(video, out.with_suffix(".gif"), fps=args.fps)
-    header = "reference | pose | result" + (" | ground truth" if truth is not None else "")
     print(f"Wrote {out} and {out.with_suffix('.gif')} ({len(frames)} frames; {header}) and frames in {frames_dir}/")
     return 0
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from PIL import Image
 
-from turbonext.data.crop import keypoints_to_crop, square_crop_box
+from turbonext.data.crop import crop_square, keypoints_to_crop, square_crop_box
 from turbonext.data.video_io import iter_frames
 from turbonext.pose.detectors import get_detector
 from turbonext.pose.render import render_pose
@@ -21,7 +22,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def poses_from_folder(folder: str | Path, size: int, max_frames: int | None = None) -> list[Image.Image]:
-    """Rendered pose images in ``folder`` (sorted by name), resized to ``size`` x ``size``."""
+    """Rendered pose images in ``folder`` (sorted by name), resized to ``size`` x ``size``.
+
+    A non-square pose image is padded black to a square (centred) first, never stretched.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"pose folder {folder} does not exist.")
@@ -32,9 +36,12 @@ def poses_from_folder(folder: str | Path, size: int, max_frames: int | None = No
     for p in paths:
         try:
             with Image.open(p) as im:
-                out.append(im.convert("RGB").resize((size, size), Image.BICUBIC))
+                rgb = np.asarray(im.convert("RGB"))
         except OSError as err:
             raise ValueError(f"cannot read pose image {p}: {err}") from err
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        out.append(Image.fromarray(crop_square(rgb, ((w - side) / 2.0, (h - side) / 2.0, float(side)), size)))
     return out
 
 

@@ -21,6 +21,8 @@ tensor (embeddings, hidden states, ``encoder_hidden_states``, ``pose_features``)
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
@@ -28,11 +30,27 @@ from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotion
 from diffusers.utils import apply_lora_scale
 
 
-__all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin"]
+__all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin", "STREAM_SCHEDULES"]
+
+STREAM_SCHEDULES = ("uniform", "staggered")  # how a live stream may lay out this model's window (config.stream_schedule)
 
 
 class TurboNextUNetMotionModel(UNetMotionModel):
-    """``UNetMotionModel`` whose forward takes per-frame timesteps and additive pose features."""
+    """``UNetMotionModel`` whose forward takes per-frame timesteps and additive pose features.
+
+    One config entry beyond ``UNetMotionModel``'s: ``stream_schedule``, what the model was trained for and
+    therefore how :class:`~turbonext.streaming.StreamSession` lays out its window by default. "uniform" (the
+    default: models trained with one noise level per clip, converted public checkpoints): every frame being
+    denoised shares a level, finished frames serve as context. "staggered": the window holds frames at
+    stepped noise levels (cheaper per frame), only for models trained on that layout (``stream_layout`` in
+    ``training/``).
+    """
+
+    def __init__(self, *args, stream_schedule: str = "uniform", **kwargs):
+        if stream_schedule not in STREAM_SCHEDULES:
+            raise ValueError(f"stream_schedule must be one of {STREAM_SCHEDULES}, got {stream_schedule!r}.")
+        super().__init__(*args, **kwargs)  # UNetMotionModel's own @register_to_config records its arguments
+        self.register_to_config(stream_schedule=stream_schedule)
 
     def _frame_timesteps(self, timestep, batch: int, num_frames: int, device) -> torch.Tensor:
         """Timesteps per frame, shape (B, F), from a scalar, (B,) or (B, F); a leading 1 broadcasts."""
@@ -189,3 +207,17 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         if not return_dict:
             return (sample,)
         return UNetMotionOutput(sample=sample)
+
+
+def _with_stream_schedule(init, parent_init):
+    """Give ``init`` the parent's signature plus ``stream_schedule``: diffusers' ``from_config`` passes a
+    saved config entry to ``__init__`` only when the signature names it."""
+    signature = inspect.signature(parent_init)
+    params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params.append(inspect.Parameter("stream_schedule", inspect.Parameter.KEYWORD_ONLY, default="uniform",
+                                    annotation=str))
+    init.__signature__ = signature.replace(parameters=params)
+    return init
+
+
+_with_stream_schedule(TurboNextUNetMotionModel.__init__, UNetMotionModel.__init__)

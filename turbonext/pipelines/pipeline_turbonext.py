@@ -356,7 +356,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def stream(self, reference_image=None, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
                frames_per_level: int | None = None, generator: torch.Generator | None = None,
                compile: str | None = None, output_type: str = "pil", height: int | None = None,
-               width: int | None = None, reference_pose=None) -> StreamSession:
+               width: int | None = None, reference_pose=None, schedule: str | None = None) -> StreamSession:
         """A :class:`~turbonext.streaming.StreamSession` for live pose transfer (pipelined denoising).
 
         ``reference_image`` sets (or, if unchanged, reuses) the reference; ``None`` keeps the current one.
@@ -366,14 +366,17 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         that many frames. ``compile``: a torch.compile mode such as "reduce-overhead" (CUDA graphs) or
         "max-autotune". ``height``/``width``: the pose frames' size, to which the reference is resized (as
         in :meth:`__call__`). ``reference_pose``: the reference's pose map, for models that read it (see
-        :meth:`set_reference`).
+        :meth:`set_reference`). ``schedule``: the window layout, "uniform" (every frame being denoised at one
+        noise level, the latest outputs as context; right for any model) or "staggered" (frames at stepped
+        levels, one UNet call per ``frames_per_level`` frames; only for models trained on that layout);
+        default: the UNet's ``config.stream_schedule``. See :mod:`turbonext.streaming.session`.
         """
         if reference_image is not None:
             self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
         return StreamSession(self, reference=self.current_reference(), prompt=prompt,
                              num_inference_steps=num_inference_steps, window=window,
                              frames_per_level=frames_per_level, generator=generator, compile=compile,
-                             output_type=output_type)
+                             output_type=output_type, schedule=schedule)
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, reference_image, pose_images, prompt, negative_prompt, prompt_embeds,

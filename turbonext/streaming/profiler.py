@@ -62,11 +62,13 @@ class TickProfiler:
         per_section: dict[str, list[float]] = {name: [] for name in SECTIONS}
         walls, hosts = [], []
         for wall_start, wall_end, marks in self._ticks:
-            device_ms = 0.0
-            for (_, a), (name, b) in zip(marks[:-1], marks[1:]):
+            device_ms, tick_sections = 0.0, dict.fromkeys(SECTIONS, 0.0)
+            for (_, a), (name, b) in zip(marks[:-1], marks[1:]):  # a section may recur in a tick (uniform: K calls)
                 ms = self._elapsed_ms(a, b)
-                per_section.setdefault(name, []).append(ms)
+                tick_sections[name] = tick_sections.get(name, 0.0) + ms
                 device_ms += ms
+            for name, ms in tick_sections.items():
+                per_section.setdefault(name, []).append(ms)
             wall_ms = (wall_end - wall_start) * 1000.0
             walls.append(wall_ms)
             hosts.append(max(wall_ms - device_ms, 0.0))

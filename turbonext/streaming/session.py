@@ -1,6 +1,7 @@
-"""StreamSession: live pose transfer with pipelined (staggered) denoising.
+"""StreamSession: live pose transfer with pipelined denoising, in one of two window layouts.
 
-The window holds ``window`` latent frames, oldest first::
+``schedule="staggered"`` (models trained on this layout, ``config.stream_schedule``): the window holds
+``window`` latent frames, oldest first::
 
     [ C clean context frames | m frames at level K-1 | ... | m frames at level 0 (pure noise) ]
 
@@ -11,8 +12,18 @@ frames decoded), shift into the clean context, and m new pose frames enter at le
 UNet call over ``window`` frames produces m output frames, and temporal attention always sees the
 whole window (clean recent frames serve as context).
 
-Before the window has filled (and while flushing) empty slots hold "ghost" frames: pure noise
-labelled with the noisiest timestep, never updated and never output.
+``schedule="uniform"`` (the default for models trained with one noise level per clip, which is every
+public checkpoint): the window is ``[ C context frames | m new frames ]`` with C = window - m. The m
+new frames are denoised together through all K levels (K UNet calls) while the context frames, the
+latest finished outputs, are noised to the same level at every call (fresh noise), so every frame the
+model sees shares one noise level, exactly as in its training. It costs K times more UNet work per
+output frame than the staggered layout; it is what keeps a model that was not trained on staggered
+windows from drifting (the staggered layout decays into noise after a window on such a model:
+turbonext/demo/README.md, "Streaming drift").
+
+Before the window has filled (and while flushing) empty slots hold "ghost" frames that repeat the
+first (or last) pose and are never output. Staggered: pure noise labelled with the noisiest timestep,
+never updated. Uniform: denoised with the first chunk like any frame (the clip the model expects).
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import torch
 from PIL import Image
 
 from turbonext.models.reference_attention import ReferenceCache
+from turbonext.models.unet_motion import STREAM_SCHEDULES
 from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
 from turbonext.utils.images import image_to_tensor
 
@@ -77,13 +89,20 @@ class StreamSession:
 
     def __init__(self, pipe, reference: ReferenceCache, prompt: str = "", num_inference_steps: int = 4,
                  window: int = 16, frames_per_level: int | None = None, generator: torch.Generator | None = None,
-                 compile: str | None = None, output_type: str = "pil"):
+                 compile: str | None = None, output_type: str = "pil", schedule: str | None = None):
         max_window = pipe.unet.config.motion_max_seq_length
+        if schedule is None:
+            schedule = getattr(pipe.unet.config, "stream_schedule", "uniform")
+        if schedule not in STREAM_SCHEDULES:
+            raise ValueError(f"schedule must be one of {STREAM_SCHEDULES}, got {schedule!r}.")
+        uniform = schedule == "uniform"
         if frames_per_level is None:
-            frames_per_level = max(1, window // num_inference_steps)
+            frames_per_level = max(1, window // 2) if uniform else max(1, window // num_inference_steps)
         if num_inference_steps < 1 or frames_per_level < 1:
             raise ValueError("num_inference_steps and frames_per_level must be >= 1")
-        if num_inference_steps * frames_per_level > window:
+        if uniform and frames_per_level > window:
+            raise ValueError(f"window={window} cannot hold {frames_per_level} new frames; use frames_per_level <= window.")
+        if not uniform and num_inference_steps * frames_per_level > window:
             raise ValueError(
                 f"window={window} cannot hold {num_inference_steps} levels x {frames_per_level} frames per level; "
                 f"use window >= {num_inference_steps * frames_per_level} or fewer frames per level."
@@ -95,8 +114,9 @@ class StreamSession:
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         self.pipe, self.reference, self.prompt, self.output_type = pipe, reference, prompt, output_type
+        self.schedule_name = schedule
         self.window, self.levels, self.per_level = window, num_inference_steps, frames_per_level
-        self.context = window - num_inference_steps * frames_per_level
+        self.context = window - frames_per_level * (1 if uniform else num_inference_steps)
         self.device, self.dtype = pipe._execution_device, pipe.unet.dtype  # under CPU offload: the accelerator
         self.generator = _device_generator(generator, self.device)  # noise is drawn where it is used
         self.schedule = StaggeredLCMSchedule(pipe.scheduler.config, num_inference_steps, device=self.device)
@@ -107,14 +127,19 @@ class StreamSession:
         # CUDA graph modes: each UNet call starts a new graph "step" (torch's documented pattern for inference
         # loops), so the previous tick's output buffers may be reused.
         self._mark_step = compile in CUDA_GRAPH_MODES
-        # Constant per-slot tables: level of each slot (-1 = clean context) and its timestep.
-        slot = torch.arange(window)
-        level = torch.where(slot < self.context, -1, self.levels - 1 - (slot - self.context) // self.per_level)
-        self.slot_level = level.to(self.device)  # (W,)
-        ts = torch.cat([torch.zeros(1, dtype=torch.long), self.schedule.timesteps.cpu()])
-        self.slot_timestep = ts[level + 1].to(self.device)  # (W,) 0 for context
-        # LCM coefficients of the denoising slots (the last K*m), each (1, 1, K*m, 1, 1)
-        self.coefficients = self.schedule.frame_coefficients(level[self.context:].to(self.device))
+        if uniform:
+            # LCM coefficients of every slot at each level k: K tuples of (1, 1, W, 1, 1) tensors
+            self.level_coefficients = [
+                self.schedule.frame_coefficients(torch.full((window,), k, device=self.device)) for k in range(self.levels)]
+        else:
+            # Constant per-slot tables: level of each slot (-1 = clean context) and its timestep.
+            slot = torch.arange(window)
+            level = torch.where(slot < self.context, -1, self.levels - 1 - (slot - self.context) // self.per_level)
+            self.slot_level = level.to(self.device)  # (W,)
+            ts = torch.cat([torch.zeros(1, dtype=torch.long), self.schedule.timesteps.cpu()])
+            self.slot_timestep = ts[level + 1].to(self.device)  # (W,) 0 for context
+            # LCM coefficients of the denoising slots (the last K*m), each (1, 1, K*m, 1, 1)
+            self.coefficients = self.schedule.frame_coefficients(level[self.context:].to(self.device))
         self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
         self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
         self.profiler = None  # a turbonext.streaming.profiler.TickProfiler to time each section of every tick
@@ -126,6 +151,7 @@ class StreamSession:
         self.latents = None  # (1, 4, W, h, w), allocated on the first frame
         self.pose_features = None  # (W, 320, h, w)
         self.ghost = torch.ones(self.window, dtype=torch.bool, device=self.device)  # (W,)
+        self.finished = torch.zeros(self.window, dtype=torch.bool, device=self.device)  # (W,) uniform: clean slots
         self.slot_ids: list[int | None] = [None] * self.window  # frame id per slot (host side)
         self.enter_times: dict[int, float] = {}
         self._pending: list[tuple[torch.Tensor, int]] = []
@@ -169,7 +195,7 @@ class StreamSession:
         out = []
         if self._pending:
             out += self._run(self._take_pending())
-        while any(i is not None for i in self.slot_ids[self.context:]):
+        while self.enter_times:  # frames in flight: entered, not yet returned
             out += self._run(None)
         return out
 
@@ -216,10 +242,12 @@ class StreamSession:
         else:
             new_ghost = torch.tensor([i is None for i in ids], device=self.device)
         self.ghost = torch.cat([self.ghost[m:], new_ghost])
+        self.finished = torch.cat([self.finished[m:], torch.zeros_like(new_ghost)])
         self.slot_ids = self.slot_ids[m:] + list(ids)
 
     def _run(self, group) -> list:
-        """One pipeline tick: shift a group in, one UNet call, one LCM level for every frame, emit."""
+        """One pipeline tick: shift a group of m frames in, denoise (staggered: one UNet call, every frame one
+        LCM level on; uniform: the new frames through all K levels), emit the frames that finished."""
         tick = time.perf_counter()
         profiler = self.profiler
         if profiler is not None:
@@ -243,30 +271,14 @@ class StreamSession:
         if profiler is not None:
             profiler.mark("pose_guider")  # host-to-device pose copy, guider, window shift
 
-        # one UNet call over the whole window with per-frame timesteps
-        timesteps = torch.where(self.ghost, self.schedule.timesteps[0], self.slot_timestep)[None]  # (1, W)
-        if self._mark_step:
-            torch.compiler.cudagraph_mark_step_begin()
-        reference = self.reference if self.pipe.reference_state.enabled else None
-        eps = self.unet(self.latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
-                        cross_attention_kwargs={"reference": reference}, return_dict=False)[0]
-        if profiler is not None:
-            profiler.mark("unet")
-        # one LCM level for the denoising slots [C, W); only levels 0..K-2 are renoised (the last one, at
-        # slots [C, C+m), becomes the clean output), so noise is drawn for those only
-        c = self.context
-        sample = self.latents[:, :, c:].float()  # (1, 4, K*m, h, w)
-        noise = torch.zeros_like(sample)
-        noise[:, :, m:] = self._randn((1, sample.shape[1], sample.shape[2] - m, *sample.shape[-2:])).float()
-        next_latents, _ = self.schedule.step(eps[:, :, c:].float(), sample, None, noise, coefficients=self.coefficients)
-        advance = (~self.ghost[c:]).view(1, 1, -1, 1, 1)  # ghost slots are never advanced
-        self.latents[:, :, c:] = torch.where(advance, next_latents.to(self.dtype), self.latents[:, :, c:])
-        self.stats.unet_calls += 1
-        if profiler is not None:
-            profiler.mark("scheduler")
+        if self.schedule_name == "uniform":
+            self._denoise_uniform(profiler)
+        else:
+            self._denoise_staggered(profiler)
 
         # frames that reached the last level leave (they stay in the window as clean context); within a group
         # real frames come first and ghost padding last, so the finished frames are the slots [C, C+n)
+        c = self.context
         done = [fid for fid in self.slot_ids[c:c + m] if fid is not None]
         assert self.slot_ids[c:c + len(done)] == done, "ghost padding sits at the end of a group"
         frames = self._decode(len(done)) if done else []
@@ -282,6 +294,56 @@ class StreamSession:
             self.stats.first_frame_time = end - self._started
         self.stats.frames_out += len(done)
         return frames
+
+    def _unet(self, latents: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """One UNet call over the window; ``timesteps`` (1, W). Returns the noise prediction (1, C, W, h, w)."""
+        if self._mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
+        reference = self.reference if self.pipe.reference_state.enabled else None
+        return self.unet(latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
+                         cross_attention_kwargs={"reference": reference}, return_dict=False)[0]
+
+    def _denoise_staggered(self, profiler) -> None:
+        """One UNet call over the whole window with per-frame timesteps; every denoising frame one level on."""
+        m = self.per_level
+        timesteps = torch.where(self.ghost, self.schedule.timesteps[0], self.slot_timestep)[None]  # (1, W)
+        eps = self._unet(self.latents, timesteps)
+        if profiler is not None:
+            profiler.mark("unet")
+        # one LCM level for the denoising slots [C, W); only levels 0..K-2 are renoised (the last one, at
+        # slots [C, C+m), becomes the clean output), so noise is drawn for those only
+        c = self.context
+        sample = self.latents[:, :, c:].float()  # (1, 4, K*m, h, w)
+        noise = torch.zeros_like(sample)
+        noise[:, :, m:] = self._randn((1, sample.shape[1], sample.shape[2] - m, *sample.shape[-2:])).float()
+        next_latents, _ = self.schedule.step(eps[:, :, c:].float(), sample, None, noise, coefficients=self.coefficients)
+        advance = (~self.ghost[c:]).view(1, 1, -1, 1, 1)  # ghost slots are never advanced
+        self.latents[:, :, c:] = torch.where(advance, next_latents.to(self.dtype), self.latents[:, :, c:])
+        self.stats.unet_calls += 1
+        if profiler is not None:
+            profiler.mark("scheduler")
+    def _denoise_uniform(self, profiler) -> None:
+        """K UNet calls: the frames not finished yet (the m new ones; the whole window at the start) go through
+        every level together while the finished context frames are noised to that same level each call."""
+        active = ~self.finished  # (W,)
+        advance = active.view(1, 1, -1, 1, 1)
+        for k in range(self.levels):
+            a_t, a_next, c_skip, c_out = self.level_coefficients[k]
+            sample = self.latents.float()  # (1, 4, W, h, w): context slots hold clean latents
+            noise = self._randn(sample.shape).float()
+            noised = a_t.sqrt() * sample + (1 - a_t).sqrt() * noise  # the context at level k
+            model_input = torch.where(advance, sample, noised).to(self.dtype)
+            eps = self._unet(model_input, self.schedule.timesteps[k].expand(1, self.window))
+            if profiler is not None:
+                profiler.mark("unet")
+            renoise = self._randn(sample.shape).float() if k < self.levels - 1 else torch.zeros_like(sample)
+            next_latents, _ = self.schedule.step(eps.float(), sample, None, renoise,
+                                                 coefficients=self.level_coefficients[k])
+            self.latents = torch.where(advance, next_latents.to(self.dtype), self.latents)
+            self.stats.unet_calls += 1
+            if profiler is not None:
+                profiler.mark("scheduler")
+        self.finished = torch.ones_like(self.finished)
 
     def _decode(self, count: int) -> list:
         """Decode the ``count`` finished frames at slots [C, C+count): a slice, no gather."""

@@ -14,18 +14,25 @@ from __future__ import annotations
 from turbonext.synthetic.dataset import (
     HELD_OUT_MOTION,
     SPLITS,
+    held_out_counts,
+    identity_palette,
+    identity_role,
     identity_seed,
     load_scene,
     load_split,
     make_sequence,
+    off_palette,
+    split_counts,
     split_of,
     write_dataset,
 )
-from turbonext.synthetic.figure import Identity, draw_figure
+from turbonext.synthetic.figure import CLOTH_COLORS, HELD_OUT_CLOTH_COLORS, Identity, draw_figure
 from turbonext.synthetic.motion import MOTIONS, BodyShape, MotionClip, sample_clip
 
 
 __all__ = [
+    "CLOTH_COLORS",
+    "HELD_OUT_CLOTH_COLORS",
     "HELD_OUT_MOTION",
     "MOTIONS",
     "SPLITS",
@@ -33,11 +40,16 @@ __all__ = [
     "Identity",
     "MotionClip",
     "draw_figure",
+    "held_out_counts",
+    "identity_palette",
+    "identity_role",
     "identity_seed",
     "load_scene",
     "load_split",
     "make_sequence",
+    "off_palette",
     "sample_clip",
+    "split_counts",
     "split_of",
     "write_dataset",
 ]

@@ -3,7 +3,11 @@
 A figure is drawn from COCO-17 keypoints (pixels) as shaded capsules, a rounded torso and an
 ellipsoid head, on pure black, back to front by depth. Identity = clothing colours and patterns
 (solid, stripes, checks; short/long sleeves; trousers or shorts; an optional chest emblem on the
-front only), skin tone, hair style and colour, and body proportions (:class:`BodyShape`). The
+front only), skin tone, hair style and colour, and body proportions (:class:`BodyShape`). Clothing
+colours come from one of two palettes: :data:`CLOTH_COLORS` (``palette="train"``, every training
+identity) or :data:`HELD_OUT_CLOTH_COLORS` (``palette="held_out"``: saturated magentas, greens, violets
+and azures at least 60 (of 255, in the largest channel) from every training colour), which only some
+held-out identities wear, to test whether a model copies colours it never saw. The
 face (eyes, mouth) is drawn only where its keypoints are visible, and hair covers the back of the
 head, so a figure seen from behind looks different from the front, as a person does.
 """
@@ -28,6 +32,13 @@ CLOTH_COLORS: tuple[Color, ...] = (
     (235, 130, 40), (130, 60, 170), (235, 130, 170), (235, 235, 235), (140, 140, 145), (30, 150, 150),
     (130, 85, 50), (210, 190, 150), (70, 100, 150), (130, 35, 55), (80, 200, 220), (150, 210, 60),
 )
+#: Clothing colours no training identity wears (``Identity.random(seed, palette="held_out")``): each is at
+#: least 60 from every :data:`CLOTH_COLORS` entry in its largest channel difference (before the +-12 jitter).
+HELD_OUT_CLOTH_COLORS: tuple[Color, ...] = (
+    (235, 20, 200), (30, 240, 40), (20, 240, 160), (180, 40, 255), (0, 165, 255), (110, 50, 255),
+    (255, 0, 110), (255, 255, 110),
+)
+PALETTES: dict[str, tuple[Color, ...]] = {"train": CLOTH_COLORS, "held_out": HELD_OUT_CLOTH_COLORS}
 SKIN_TONES: tuple[Color, ...] = (
     (255, 224, 196), (241, 194, 165), (224, 172, 130), (198, 134, 96), (160, 105, 70), (120, 80, 55), (98, 64, 45),
 )
@@ -58,10 +69,19 @@ class Identity:
     shoe_color: Color
     emblem_color: Color | None
     shape: BodyShape = field(default_factory=BodyShape)
+    palette: str = "train"  # which clothing palette: a key of PALETTES
 
     @classmethod
-    def random(cls, seed: int) -> "Identity":
-        """A random identity; the same ``seed`` always gives the same person."""
+    def random(cls, seed: int, palette: str = "train") -> "Identity":
+        """A random identity; the same ``seed`` (and ``palette``) always gives the same person.
+
+        ``palette``: "train" (:data:`CLOTH_COLORS`, every training identity; the same person as before
+        palettes existed) or "held_out" (:data:`HELD_OUT_CLOTH_COLORS`: shirt, trousers, their contrast
+        colours and the emblem all off the training palette; skin, hair and shoes as usual).
+        """
+        if palette not in PALETTES:
+            raise ValueError(f"palette must be one of {sorted(PALETTES)}; got {palette!r}.")
+        cloth = PALETTES[palette]
         rng = np.random.default_rng([int(seed), 0x1D])
 
         def pick(options, avoid=()):
@@ -71,24 +91,25 @@ class Identity:
                 return c
             return tuple(int(np.clip(v + rng.integers(-12, 13), 0, 255)) for v in c)
 
-        shirt = pick(CLOTH_COLORS)
-        trousers = pick(CLOTH_COLORS)
+        shirt = pick(cloth)
+        trousers = pick(cloth)
         return cls(
             seed=int(seed),
             skin=pick(SKIN_TONES),
             hair_color=pick(HAIR_COLORS),
             hair_style=pick(HAIR_STYLES),
             shirt_color=shirt,
-            shirt_color2=pick(CLOTH_COLORS, avoid=_near(shirt)),
+            shirt_color2=pick(cloth, avoid=_near(shirt, cloth)),
             shirt_pattern=str(rng.choice(PATTERNS, p=[0.4, 0.35, 0.25])),
             sleeves=str(rng.choice(["short", "long"])),
             trousers_color=trousers,
-            trousers_color2=pick(CLOTH_COLORS, avoid=_near(trousers)),
+            trousers_color2=pick(cloth, avoid=_near(trousers, cloth)),
             trousers_pattern=str(rng.choice(PATTERNS, p=[0.6, 0.2, 0.2])),
             trousers_kind=str(rng.choice(["long", "shorts"], p=[0.7, 0.3])),
             shoe_color=pick(SHOE_COLORS),
-            emblem_color=pick(CLOTH_COLORS, avoid=_near(shirt)) if rng.random() < 0.6 else None,
+            emblem_color=pick(cloth, avoid=_near(shirt, cloth)) if rng.random() < 0.6 else None,
             shape=BodyShape.random(rng),
+            palette=palette,
         )
 
     def to_dict(self) -> dict:
@@ -96,9 +117,9 @@ class Identity:
         return asdict(self)
 
 
-def _near(color: Color) -> tuple[Color, ...]:
-    """Palette entries too close to ``color`` to serve as its contrast colour."""
-    return tuple(c for c in CLOTH_COLORS if np.abs(np.subtract(c, color)).sum() < 150)
+def _near(color: Color, palette: tuple[Color, ...] = CLOTH_COLORS) -> tuple[Color, ...]:
+    """Entries of ``palette`` too close to ``color`` to serve as its contrast colour."""
+    return tuple(c for c in palette if np.abs(np.subtract(c, color)).sum() < 150)
 
 
 _BONES = ((5, 7, "upper_arm"), (6, 8, "upper_arm"), (7, 9, "forearm"), (8, 10, "forearm"),

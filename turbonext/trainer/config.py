@@ -81,6 +81,13 @@ class TrainConfig:
     pose_heatmap_threshold: float = 0.1  # a pose-map pixel is skeleton if its brightest channel exceeds this
     pose_heatmap_dilation: float = 0.03  # grow the skeleton by this fraction of the image size
     pose_heatmap_blur: float = 1.0  # Gaussian sigma in latent cells (0 = no blur)
+    # --- the live stream's window layout (RAIN-style; training/README.md, "Training for the live stream")
+    stream_layout: float = 0.0  # probability a clip is noised as a StreamSession window lays it out (a staircase)
+    stream_num_inference_steps: int = 4  # K: the stream's LCM levels (its num_inference_steps)
+    stream_frames_per_level: int = 1  # m: frames per level (the stream's frames_per_level)
+    stream_context_frames: int = 0  # C: clean frames before the staircase (the stream's window - K*m)
+    stream_clean_context: float = 0.0  # probability a stream-layout clip starts with 1..C clean context frames
+    stream_timestep_jitter: int = 0  # move each level's timestep by a random -j..j training steps (0 = exact)
     # --- checkpoints, logging, validation
     output_dir: str = "runs/turbonext"
     checkpointing_steps: int = 500
@@ -113,7 +120,16 @@ class TrainConfig:
             raise ValueError(f"checkpoints_total_limit must be >= 1 or null, got {self.checkpoints_total_limit}.")
         if not 0.0 <= self.per_frame_timesteps <= 1.0:
             raise ValueError(f"per_frame_timesteps is a probability in [0, 1]; got {self.per_frame_timesteps}.")
-        for name in ("color_augmentation", "same_scene_reference"):
+        for key in ("stream_num_inference_steps", "stream_frames_per_level"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}.")
+        for key in ("stream_context_frames", "stream_timestep_jitter"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}.")
+        if self.stream_clean_context > 0 and self.stream_context_frames == 0:
+            raise ValueError("stream_clean_context > 0 needs stream_context_frames >= 1 (how many clean frames "
+                             "the stream's window holds before its staircase: window - K*m).")
+        for name in ("color_augmentation", "same_scene_reference", "stream_layout", "stream_clean_context"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
         if self.noise_offset < 0:

@@ -3,10 +3,12 @@
 One step, for a batch of B clips of F frames (latents h = H/8)::
 
     frames (B, F, 3, H, W) --VAE--> latents (B, 4, F, h, w); noise, t ~ U[0, 1000) per clip
+        (or per frame: ``per_frame_timesteps``; or a live stream window's staircase: ``stream_layout``)
     reference (B, 3, H, W) --VAE--> (B, 4, h, w) --ReferenceNet ("write")--> tokens per attn1 layer
     poses (B*F, 3, H, W) --PoseGuider--> (B*F, 320, h, w), added after the UNet's conv_in
     UNet("read": attn1 attends to [own ; reference] tokens)(noisy latents, t, text) -> eps (B, 4, F, h, w)
-    loss = MSE(eps, noise), optionally weighted up near the skeleton (TrioPose)
+    loss = MSE(eps, noise), optionally weighted up near the skeleton (TrioPose); clean context frames
+        of a stream-layout clip are left out of it
 
 ``python training/train.py --config training/configs/<name>.yaml [key=value ...]`` runs :func:`cli_main`.
 """
@@ -29,6 +31,7 @@ from diffusers.optimization import get_scheduler
 from tqdm.auto import tqdm
 
 from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
+from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import TrainConfig, load_config
 from turbonext.trainer.dataset import PoseVideoDataset
@@ -69,6 +72,72 @@ def sample_timesteps(batch: int, num_frames: int, num_train_timesteps: int, per_
     return torch.where(pick[:, None], independent, shared[:, None].expand(batch, num_frames))
 
 
+def stream_schedule_timesteps(scheduler_config, num_inference_steps: int) -> torch.Tensor:
+    """The (K,) timesteps of a :class:`~turbonext.StreamSession` with ``num_inference_steps`` levels, noisiest
+    (level 0) first, e.g. 999, 759, 499, 259: the session's own :class:`StaggeredLCMSchedule` built from
+    ``scheduler_config``, so training and streaming cannot drift apart.
+
+    Pass the pipeline's scheduler config (the base's): an export's ``LCMScheduler`` (``--scheduler lcm``,
+    LCM-LoRA) is built from it, and the LCM timesteps depend only on ``num_train_timesteps`` and
+    ``original_inference_steps``. (Not the training ``DDPMScheduler``'s: ``from_config`` fills its defaults
+    in, e.g. ``clip_sample=True``, which the stream refuses.)
+    """
+    return StaggeredLCMSchedule(scheduler_config, num_inference_steps).timesteps.cpu()
+
+
+def stream_layout_timesteps(batch: int, num_frames: int, levels: torch.Tensor, frames_per_level: int = 1,
+                            context_frames: int = 0, clean_context: float = 0.0, jitter: int = 0,
+                            num_train_timesteps: int = 1000, device: torch.device | str = "cpu",
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame timesteps (B, F) laid out as a :class:`~turbonext.StreamSession` window, plus the (B, F) mask
+    of its clean context frames (timestep 0).
+
+    The session's window, oldest slot first, is ``[C clean | m at level K-1 | ... | m at level 0]`` with
+    ``levels`` (K,) = :func:`stream_schedule_timesteps` (level 0 = noisiest), m = ``frames_per_level``,
+    C = ``context_frames``: timesteps never decrease from the oldest frame to the newest. Number the
+    staircase's slots j = 0..K*m-1 (oldest first; j < 0: the clean frames before it). A clip of F
+    consecutive frames (oldest first, as the dataset gives them) takes the slots [o, o + F) for a random
+    phase o, never past the newest slot:
+
+    * with probability ``clean_context`` (if C > 0) the clip starts with 1..C clean frames followed by
+      the staircase from its oldest level (o in [-C, -1]; c = C is the session's exact layout, smaller
+      c the slices of its window cut at the old end);
+    * otherwise it is any F-frame slice of the staircase (o in [0, K*m - F]), partial levels at the
+      edges included. A clip longer than the staircase has it at its end and clean frames before it
+      (every frame of a stream window older than the staircase is clean).
+
+    Every clip keeps at least one noisy frame. ``jitter`` > 0 moves each level's timestep, per clip, by a
+    uniform integer in [-jitter, jitter] (frames of one level keep sharing it, as in the stream; levels
+    never cross). Not modelled: the "ghost" frames (pure noise) of a window that is still filling.
+    """
+    levels = levels.to(device=device, dtype=torch.long)
+    k, m, f = len(levels), frames_per_level, num_frames
+    if k < 1 or m < 1 or f < 1 or context_frames < 0 or jitter < 0:
+        raise ValueError("stream layout: needs >= 1 level, frames per level and frame; context_frames, jitter >= 0.")
+    gaps = (levels[:-1] - levels[1:]).abs()
+    if k > 1 and 2 * jitter >= int(gaps.min()):
+        raise ValueError(f"stream_timestep_jitter={jitter} lets levels {levels.tolist()} cross: use less than "
+                         f"half their smallest gap ({int(gaps.min())}).")
+    newest = k * m - f  # the largest phase: the clip ends at the staircase's newest slot
+    plain_lo = min(0, newest)  # a clip longer than the staircase starts with the clean frames it needs
+    ctx_lo, ctx_hi = max(1 - f, min(-context_frames, newest)), min(-1, newest)
+    lo = torch.full((batch,), plain_lo, dtype=torch.long, device=device)
+    hi = torch.full((batch,), newest, dtype=torch.long, device=device)
+    if context_frames > 0 and clean_context > 0 and ctx_lo <= ctx_hi:
+        with_context = torch.rand(batch, device=device) < clean_context  # (B,)
+        lo = torch.where(with_context, ctx_lo, lo)
+        hi = torch.where(with_context, ctx_hi, hi)
+    phase = torch.minimum(lo + (torch.rand(batch, device=device) * (hi - lo + 1)).long(), hi)  # (B,) in [lo, hi]
+    slot = phase[:, None] + torch.arange(f, device=device)  # (B, F) staircase slot of each frame
+    clean = slot < 0
+    level = (k - 1 - slot.clamp(min=0) // m).clamp(0, k - 1)  # (B, F); clean frames: any, masked below
+    timesteps = levels[level]
+    if jitter > 0:
+        shift = torch.randint(-jitter, jitter + 1, (batch, k), device=device)  # one per clip and level
+        timesteps = (timesteps + shift.gather(1, level)).clamp(0, num_train_timesteps - 1)
+    return torch.where(clean, torch.zeros_like(timesteps), timesteps), clean
+
+
 def _per_frame(fn, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
     """Apply a scheduler's ``fn(x, noise, t)`` with ``t`` of shape (B,) or (B, F) to (B, C, F, h, w) tensors."""
     if timesteps.ndim == 1:
@@ -97,9 +166,35 @@ def training_noise(latents: torch.Tensor, noise_offset: float = 0.0) -> torch.Te
     return noise
 
 
+def sample_training_timesteps(batch: int, num_frames: int, num_train_timesteps: int, cfg: TrainConfig,
+                              stream_levels: torch.Tensor | None, device: torch.device | str,
+                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A batch's timesteps, (B,) or (B, F), and the (B, F) mask of its clean context frames (None without
+    ``stream_layout``): each clip, with probability ``cfg.stream_layout``, is laid out as a stream window
+    (:func:`stream_layout_timesteps` on ``stream_levels``), else sampled by :func:`sample_timesteps`."""
+    timesteps = sample_timesteps(batch, num_frames, num_train_timesteps, cfg.per_frame_timesteps, device)
+    if cfg.stream_layout <= 0:
+        return timesteps, None
+    stream, clean = stream_layout_timesteps(
+        batch, num_frames, stream_levels, cfg.stream_frames_per_level, cfg.stream_context_frames,
+        cfg.stream_clean_context, cfg.stream_timestep_jitter, num_train_timesteps, device)  # (B, F) x2
+    pick = (torch.rand(batch, device=device) < cfg.stream_layout)[:, None]  # (B, 1)
+    if timesteps.ndim == 1:
+        timesteps = timesteps[:, None].expand(batch, num_frames)
+    return torch.where(pick, stream, timesteps), pick & clean
+
+
 def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model: torch.nn.Module,
-                 noise_scheduler: DDPMScheduler, text: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """The loss of one batch; ``model`` is the (possibly accelerate-wrapped) :class:`TrainingModel`."""
+                 noise_scheduler: DDPMScheduler, text: torch.Tensor, cfg: TrainConfig,
+                 stream_levels: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of one batch; ``model`` is the (possibly accelerate-wrapped) :class:`TrainingModel`.
+
+    With ``cfg.stream_layout`` > 0, ``stream_levels`` are the stream's timesteps (computed from the
+    pipeline's scheduler config when None). Clean context frames enter as their clean latents, exactly
+    as the stream holds its finished frames (timestep 0; ``add_noise`` at t=0 would still leave about 3%
+    noise), and are left out of the loss: their input holds none of the noise, so predicting it is
+    impossible, and the stream never uses a prediction for them; they act through temporal attention.
+    """
     frames, poses, reference = batch["frames"], batch["poses"], batch["reference"]  # (B, F, 3, H, W) x2, (B, 3, H, W)
     b, f = frames.shape[:2]
     with torch.no_grad():
@@ -107,9 +202,13 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
         latents = latents.view(b, f, *latents.shape[1:]).permute(0, 2, 1, 3, 4)  # (B, 4, F, h, w)
         ref_latents = pipe.encode_images(reference)  # (B, 4, h, w)
     noise = training_noise(latents, cfg.noise_offset)
-    timesteps = sample_timesteps(b, f, noise_scheduler.config.num_train_timesteps, cfg.per_frame_timesteps,
-                                 latents.device)  # (B,) or (B, F)
+    if cfg.stream_layout > 0 and stream_levels is None:
+        stream_levels = stream_schedule_timesteps(pipe.scheduler.config, cfg.stream_num_inference_steps)
+    timesteps, clean = sample_training_timesteps(b, f, noise_scheduler.config.num_train_timesteps, cfg,
+                                                 stream_levels, latents.device)  # (B,) or (B, F); (B, F) or None
     noisy = _per_frame(noise_scheduler.add_noise, latents, noise, timesteps)  # (B, 4, F, h, w)
+    if clean is not None:
+        noisy = torch.where(clean[:, None, :, None, None], latents, noisy)  # context: the clean latents
     if noise_scheduler.config.prediction_type == "v_prediction":
         target = _per_frame(noise_scheduler.get_velocity, latents, noise, timesteps)
     else:
@@ -121,6 +220,9 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
         weights = pose_loss_weights(poses, tuple(latents.shape[-2:]), cfg.pose_loss_strength,
                                     threshold=cfg.pose_heatmap_threshold, dilation=cfg.pose_heatmap_dilation,
                                     blur_sigma=cfg.pose_heatmap_blur)  # (B, 1, F, h, w)
+    if clean is not None:
+        noisy_frames = (~clean).to(pred.dtype)[:, None, :, None, None]  # (B, 1, F, 1, 1): 0 for clean context
+        weights = noisy_frames if weights is None else weights * noisy_frames
     return diffusion_loss(pred, target, weights)
 
 
@@ -170,6 +272,12 @@ def train(cfg: TrainConfig) -> TrainResult:
             pipe.reference_unet.enable_gradient_checkpointing()
     logger.info("trainable parameters: %.2fM", count_parameters(params) / 1e6)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # 1000 training steps, base's betas
+    stream_levels = None
+    if cfg.stream_layout > 0:  # the live stream's noise levels, from the scheduler config the export's LCM uses
+        stream_levels = stream_schedule_timesteps(pipe.scheduler.config, cfg.stream_num_inference_steps)
+        logger.info("stream layout (p=%.2f): levels %s, %d frame(s) per level, up to %d clean context frame(s); "
+                    "clips of %d frames", cfg.stream_layout, stream_levels.tolist(), cfg.stream_frames_per_level,
+                    cfg.stream_context_frames, cfg.num_frames)
 
     # 2. data, optimizer, LR schedule
     dataset = PoseVideoDataset(cfg.dataset_dir, cfg.resolution, cfg.num_frames, cfg.frame_stride, cfg.split,
@@ -225,7 +333,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         for batch in batches:
             with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    loss = compute_loss(batch, pipe, model, noise_scheduler, text, cfg)
+                    loss = compute_loss(batch, pipe, model, noise_scheduler, text, cfg, stream_levels)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
