@@ -190,7 +190,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"webcam stream: latent window in frames (default 16 on a GPU, {CPU_STREAM_WINDOW} on a CPU: "
                         "lower latency there at the same quality on the demo model; env TURBONEXT_WINDOW)")
     p.add_argument("--frames-per-level", type=int, default=None,
-                   help="webcam stream: frames emitted per UNet call (default window/steps = 4; 1 = lowest latency)")
+                   help="webcam stream: frames that enter and leave the window together (default: half the window "
+                        "in the uniform layout, window/steps in the staggered one; 1 = lowest latency)")
+    p.add_argument("--schedule", default=os.environ.get("TURBONEXT_SCHEDULE"), choices=[None, "uniform", "staggered"],
+                   help="webcam stream: window layout (default: the model's config.stream_schedule; staggered only "
+                        "for models trained on it; env TURBONEXT_SCHEDULE)")
     return p.parse_args(argv)
 
 
@@ -203,6 +207,8 @@ def live_settings(args: argparse.Namespace, device: str | None = None) -> dict:
         settings["window"] = window
     if args.frames_per_level is not None:
         settings["frames_per_level"] = args.frames_per_level
+    if args.schedule:
+        settings["schedule"] = args.schedule
     return settings
 
 

@@ -3,7 +3,8 @@
 # 10-minute limit per command. Run from the repository root ON THE GPU MACHINE (the `device` tool's
 # `run`, with carry [".whl"]):
 #
-#   bash benchmarks/h100_stream.sh eager      # (a), (b), StreamSession eager: window 16 and 8, frames_per_level 4 2 1
+#   bash benchmarks/h100_stream.sh eager      # (a), (b), StreamSession eager: window 16 and 8, frames_per_level 4 2 1,
+#                                             # staggered and uniform layouts (streaming/session.py)
 #   bash benchmarks/h100_stream.sh graphs     # StreamSession with compile="reduce-overhead" (CUDA graphs)
 #   bash benchmarks/h100_stream.sh lowlatency # CUDA graphs, 3 and 2 steps, windows 8 and 4: the <= 100 ms p95 target
 #   bash benchmarks/h100_stream.sh layout     # CUDA graphs, window 16: the VAE in channels_last (a 34% decode gain on
@@ -32,7 +33,7 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 case "$part" in
   eager)
-    python3 -m turbonext bench stream --compile none --window 16 8 --frames-per-level 4 2 1 --profile 60 \
+    python3 -m turbonext bench stream --compile none --window 16 8 --frames-per-level 4 2 1 --schedule staggered uniform --profile 60 \
       --json "$out/stream_eager.json" --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/eager.log" ;;
   graphs)
     python3 -m turbonext bench stream --baselines --compile reduce-overhead --window 16 8 --frames-per-level 4 2 1 \

@@ -78,8 +78,11 @@ def test_command_line_stream_settings_reach_the_webcam_stream(tiny_model, monkey
     assert app.live_settings(app.parse_args(["--window", "16"]), "cpu")["window"] == 16
     monkeypatch.setenv("TURBONEXT_WINDOW", "12")  # the Space variable
     assert app.live_settings(app.parse_args([]), "cpu")["window"] == 12
+    assert app.live_settings(app.parse_args(["--schedule", "staggered"]))["schedule"] == "staggered"
     with pytest.raises(SystemExit):
         app.parse_args(["--compile", "fast"])
+    with pytest.raises(SystemExit):
+        app.parse_args(["--schedule", "diagonal"])
     h = app.Handlers(tiny_model, detector_factory=FakeDetector, live_kwargs={**LIVE, **settings})
     live, _, status = h.set_reference(webcam_frame(7, 80, 60), None)
     try:  # the stream's UNet is wrapped by torch.compile (compiled lazily, on its first frame: not run here)

@@ -117,3 +117,27 @@ def test_non_square_pose_images_are_padded_black_not_stretched(tmp_path):
     assert first.size == (64, 64) and abs((xs.max() - xs.min()) - (ys.max() - ys.min())) <= 1  # still square
     assert arr[:12].max() == 0 and arr[-12:].max() == 0  # the bands above and below are black padding
     assert np.asarray(second).max() == 0
+
+
+def test_pipeline_and_pose_lists_pad_other_shapes_instead_of_stretching(tiny_pipe):
+    import torch
+
+    from turbonext.jobs.clip import load_poses
+    from turbonext.utils.images import image_to_tensor, resize_keeping_aspect
+
+    wide = photo()  # 200 x 300, the figure 40 wide and 80 tall
+    out = (resize_keeping_aspect(image_to_tensor(wide), 96, 96).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    x0, y0, x1, y1 = figure_extent(out)
+    assert abs((y1 - y0) / (x1 - x0) - 2.0) < 0.25  # still twice as tall as wide (a stretch would make it 3x)
+    assert out[:10].max() < 10 and out[-10:].max() < 10  # padded black above and below
+    poses = load_poses([Image.fromarray(wide)], size=96, max_frames=1, detector=None, fps=12.0)
+    x0, y0, x1, y1 = figure_extent(np.asarray(poses[0]))
+    assert abs((y1 - y0) / (x1 - x0) - 2.0) < 0.25
+    # the pipeline: a non-square reference is padded to the output's shape, the same as padding it first
+    square = resize_keeping_aspect(image_to_tensor(wide), 300, 300)
+    tokens = {k: t.clone() for k, t in tiny_pipe.set_reference(wide, height=64, width=64).tokens.items()}
+    padded = tiny_pipe.set_reference(square, height=64, width=64).tokens
+    assert tokens.keys() == padded.keys() and all(torch.allclose(tokens[k], padded[k], atol=1e-4) for k in tokens)
+    stretched = torch.nn.functional.interpolate(image_to_tensor(wide)[None], size=(64, 64), mode="bicubic")[0]
+    other = tiny_pipe.set_reference(stretched.clamp(0, 1), height=64, width=64).tokens
+    assert not all(torch.allclose(tokens[k], other[k], atol=1e-4) for k in tokens)  # the old, stretched input

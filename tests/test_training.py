@@ -165,6 +165,115 @@ def test_init_checkpoint_loads_trained_parts_at_step_zero(first_run, make_cfg, t
         load_init_checkpoint(make_cfg(init_checkpoint=str(first_run.output_dir)), pipe)
 
 
+@pytest.fixture(scope="module")
+def exported_model(first_run, tmp_path_factory):
+    """An exported pipeline folder whose every unet / reference_unet / pose_guider weight differs from the
+    components the runs are built from (the trained export, perturbed; stored in fp16 like the demo)."""
+    from turbonext import TurboNextPipeline
+    from turbonext.trainer.export import cli_main
+
+    root = tmp_path_factory.mktemp("exported")
+    assert cli_main([str(list_checkpoints(first_run.output_dir)[-1][1]), str(root / "trained")]) == 0
+    pipe = TurboNextPipeline.from_pretrained(root / "trained")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for part in ("unet", "reference_unet", "pose_guider"):
+            for param in getattr(pipe, part).parameters():
+                param.add_(0.01 * torch.randn_like(param))
+    pipe.to(torch.float16).save_pretrained(root / "model", safe_serialization=True)
+    return root / "model"
+
+
+def _exported_weights(folder, part: str) -> dict[str, torch.Tensor]:
+    return {k: v.float() for k, v in load_file(str(folder / part / "diffusion_pytorch_model.safetensors")).items()}
+
+
+def test_init_pipeline_starts_a_run_from_an_exported_model(exported_model, make_cfg, tiny_pipe_factory, tmp_path,
+                                                            monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    from turbonext import TurboNextPipeline
+    from turbonext.trainer import loop
+    from turbonext.trainer.export import cli_main
+
+    parts = ("unet", "reference_unet", "pose_guider")
+    before_first_step = {}
+
+    def compute_loss(batch, pipe, *args, **kwargs):  # the trainer's modules as the first step sees them
+        if not before_first_step:
+            before_first_step.update({p: {k: v.clone() for k, v in getattr(pipe, p).state_dict().items()} for p in parts})
+        return original(batch, pipe, *args, **kwargs)
+
+    original = loop.compute_loss
+    monkeypatch.setattr(loop, "compute_loss", compute_loss)
+    AcceleratorState._reset_state()
+    cfg = make_cfg(init_pipeline=str(exported_model), max_train_steps=1, validation_steps=0,
+                   output_dir=str(tmp_path / "run"))
+    result = loop.train(cfg)
+    fresh = tiny_pipe_factory()
+    for part in parts:
+        weights = _exported_weights(exported_model, part)
+        assert set(before_first_step[part]) == set(weights), part
+        assert all(torch.equal(before_first_step[part][k], v) for k, v in weights.items()), part  # fp16 -> fp32
+        base = getattr(fresh, part).state_dict()  # what the run would start from without init_pipeline
+        assert not any(torch.equal(base[k], v) for k, v in weights.items() if v.any()), part
+    ckpt = result.output_dir / "checkpoint-1"
+    assert load_config(ckpt / "config.yaml").init_pipeline == str(exported_model)  # resume and export re-apply it
+
+    # the export rebuilds the frozen parts from init_pipeline: e.g. the (frozen) ResNets and motion modules
+    assert cli_main([str(ckpt), str(tmp_path / "pipe")]) == 0
+    exported = TurboNextPipeline.from_pretrained(tmp_path / "pipe").unet.state_dict()
+    init_unet, trained = _exported_weights(exported_model, "unet"), load_file(str(ckpt / UNET_WEIGHTS))
+    frozen = [k for k in init_unet if k not in trained]
+    assert any(".resnets." in k for k in frozen) and any("motion_modules" in k for k in frozen)
+    assert all(torch.equal(exported[k], init_unet[k]) for k in frozen)
+    assert all(torch.equal(exported[k], v) for k, v in trained.items())
+
+
+def test_init_pipeline_refuses_mismatches_and_handles_the_reference_pose_branch(exported_model, make_cfg, tiny_hub,
+                                                                                tmp_path):
+    import shutil
+
+    from turbonext.models.pose_guider import PoseGuider
+    from turbonext.trainer.checkpoints import load_init, load_init_pipeline
+    from turbonext.trainer.trainable import build_pipeline
+
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        make_cfg(init_pipeline=str(exported_model), init_checkpoint=str(tmp_path))
+    with pytest.raises(ValueError, match="not a pipeline folder"):
+        load_init(make_cfg(init_pipeline=str(tmp_path)), build_pipeline(make_cfg()))
+    # another architecture: a motion adapter with a mid block gives the trainer's UNet keys the export lacks
+    other = build_pipeline(make_cfg(motion_adapter=tiny_hub["motion_adapter_v2"]))
+    with pytest.raises(ValueError, match=r"its unet does not match .*keys the export lacks \(\d+\): mid_block\."):
+        load_init_pipeline(str(exported_model), other)
+    # a pose guider of other widths: a shape mismatch naming the component and the key
+    bad = tmp_path / "bad"
+    shutil.copytree(exported_model, bad)
+    guider = PoseGuider.from_pretrained(bad / "pose_guider")
+    PoseGuider(block_out_channels=(8, 16, 24), out_channels=guider.config.out_channels).save_pretrained(bad / "pose_guider")
+    with pytest.raises(ValueError, match=r"its pose_guider does not match .*shape mismatches.*encoder\.0\.weight"):
+        load_init_pipeline(str(bad), build_pipeline(make_cfg()))
+
+    # reference_pose: true from an export without the branch: a fresh zero branch, the rest loaded
+    pipe = build_pipeline(make_cfg(reference_pose=True))
+    load_init_pipeline(str(exported_model), pipe)
+    weights = _exported_weights(exported_model, "pose_guider")
+    own = pipe.pose_guider.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in weights.items())
+    assert pipe.pose_guider.reads_reference_pose and not pipe.pose_guider.reference_zero_conv.weight.any()
+    # an export with the branch into a run without it: refused (the branch would be dropped silently)
+    branch = tmp_path / "branch"
+    shutil.copytree(exported_model, branch)
+    with_branch = PoseGuider.with_reference_features(guider)
+    torch.nn.init.constant_(with_branch.reference_zero_conv.weight, 0.5)
+    with_branch.save_pretrained(branch / "pose_guider")
+    with pytest.raises(ValueError, match="reference_pose: true"):
+        load_init_pipeline(str(branch), build_pipeline(make_cfg()))
+    pipe = build_pipeline(make_cfg(reference_pose=True))
+    load_init_pipeline(str(branch), pipe)
+    assert bool((pipe.pose_guider.reference_zero_conv.weight == 0.5).all())  # a trained branch is kept
+
+
 def test_bf16_checkpointing_accumulation_and_optional_parts(make_cfg, tiny_pipe_factory):
     from accelerate.state import AcceleratorState
 

@@ -130,12 +130,14 @@ def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames
 
 @torch.no_grad()
 def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None, compile: str | None,
-                 frames: int, warmup: int, profile_frames: int = 0) -> dict:
+                 frames: int, warmup: int, profile_frames: int = 0, schedule: str | None = "staggered") -> dict:
     """(c) StreamSession: sustained FPS over ``frames`` frames after ``warmup`` frames; then, with
-    ``profile_frames``, that many more frames under a :class:`TickProfiler` (kept out of the FPS)."""
+    ``profile_frames``, that many more frames under a :class:`TickProfiler` (kept out of the FPS). ``schedule``:
+    the window layout ("staggered": one UNet call per ``per_level`` frames, for models trained on it; "uniform":
+    ``steps`` calls per ``per_level`` frames, what models without that training need; None: the model's own)."""
     device = pipe.device
     session = pipe.stream(num_inference_steps=steps, window=window, frames_per_level=per_level, compile=compile,
-                          output_type="np", generator=torch.Generator(device).manual_seed(0))
+                          output_type="np", generator=torch.Generator(device).manual_seed(0), schedule=schedule)
     poses = _pose_frames(warmup + frames, size)
     graph_skips = counters["inductor"]["cudagraph_skips"]  # inductor counts graphs it could not capture
     if device.type == "cuda":
@@ -163,8 +165,10 @@ def bench_stream(pipe, size: int, steps: int, window: int, per_level: int | None
         profile = session.profiler.summary()
         session.profiler = None
     return {
-        "name": f"(c) StreamSession steps={steps} window={window} frames_per_level={session.per_level} compile={compile}",
-        "steps": steps, "window": window, "frames_per_level": session.per_level, "compile": compile,
+        "name": f"(c) StreamSession {session.schedule_name} steps={steps} window={window} "
+                f"frames_per_level={session.per_level} compile={compile}",
+        "schedule": session.schedule_name, "steps": steps, "window": window, "frames_per_level": session.per_level,
+        "compile": compile,
         "ms_per_frame": elapsed / max(produced, 1) * 1000, "fps": produced / elapsed,
         "latency_ms": float(np.percentile(latencies, 50)) if len(latencies) else None,
         "p95_latency_ms": float(np.percentile(latencies, 95)) if len(latencies) else None,
@@ -198,7 +202,7 @@ def markdown_table(result: dict) -> str:
                      f"{_fmt(r.get('peak_memory_gb'), '.2f')} |")
     profiled = [r for r in result["rows"] if r.get("profile")]
     if profiled:
-        lines += ["", "Where a tick goes (mean ms per UNet call; a tick emits frames_per_level frames; GPU-timeline "
+        lines += ["", "Where a tick goes (mean ms per tick: staggered, one UNet call; uniform, num_inference_steps calls; a tick emits frames_per_level frames; GPU-timeline "
                   "spans on CUDA, see turbonext/streaming/profiler.py):", "",
                   "| setting | pose guider + shift | UNet | scheduler | decode + copy | host | tick |",
                   "|---|---|---|---|---|---|---|"]
@@ -247,13 +251,14 @@ def run_stream_benchmark(args) -> dict:
     for compile_mode in args.compile:
         for window in args.window:
             for stream_steps in args.steps:
-                for per_level in args.frames_per_level:
-                    if per_level * stream_steps > window:
-                        continue
-                    rows.append(bench_stream(pipe, size, stream_steps, window, per_level,
-                                             None if compile_mode == "none" else compile_mode, args.frames, args.warmup,
-                                             args.profile))
-                    print(rows[-1], flush=True)
+                for schedule in args.schedule:
+                    for per_level in args.frames_per_level:
+                        if per_level * (stream_steps if schedule == "staggered" else 1) > window:
+                            continue
+                        rows.append(bench_stream(pipe, size, stream_steps, window, per_level,
+                                                 None if compile_mode == "none" else compile_mode, args.frames,
+                                                 args.warmup, args.profile, schedule=schedule))
+                        print(rows[-1], flush=True)
     streams = [r for r in rows if r["name"].startswith("(c)") and r["steps"] == steps]  # same steps as (a), (b)
     best = max(streams, key=lambda r: r["fps"]) if streams else None
     ratios = {}

@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="LCM steps (noise levels of a stream); the baselines use the first value")
     parser.add_argument("--window", type=int, nargs="+", default=[16])
     parser.add_argument("--frames-per-level", type=int, nargs="+", default=[4, 2, 1])
+    parser.add_argument("--schedule", nargs="+", default=["staggered"], choices=("staggered", "uniform"),
+                        help="stream window layouts to measure: staggered (one UNet call per frames_per_level frames; "
+                             "models trained on it) and/or uniform (num_inference_steps calls per frames_per_level "
+                             "frames; any model)")
     parser.add_argument("--compile", nargs="+", default=["none"],
                         choices=["none", "default", "reduce-overhead", "max-autotune"])
     parser.add_argument("--frames", type=int, default=None, help="frames measured after warm-up (default 300, 24 tiny)")

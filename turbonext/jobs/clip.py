@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
-from turbonext.jobs.driving_inputs import IMAGE_EXTENSIONS, poses_from_folder, poses_from_video
+from turbonext.jobs.driving_inputs import IMAGE_EXTENSIONS, pad_pose_square, poses_from_folder, poses_from_video
 from turbonext.jobs.reference import native_size, prepare_reference, reference_pose_for
 from turbonext.jobs.sharing import pipeline_lock
 from turbonext.utils.images import side_by_side
@@ -72,7 +72,7 @@ def load_poses(driving, size: int, max_frames: int, detector, fps: float) -> lis
                 item = Image.fromarray(item)
             if not isinstance(item, Image.Image):
                 raise ValueError(f"pose image {i} is a {type(item).__name__}; accepted: PIL images or uint8 RGB arrays.")
-            out.append(item.convert("RGB").resize((size, size), Image.BICUBIC))
+            out.append(pad_pose_square(np.asarray(item.convert("RGB")), size))  # padded, never stretched
         return out
     raise ValueError(f"driving input of type {type(driving).__name__} is not supported; accepted: a video path, a folder "
                      f"of pose images ({', '.join(IMAGE_EXTENSIONS)}) or a list of pose images.")

@@ -39,10 +39,15 @@ def poses_from_folder(folder: str | Path, size: int, max_frames: int | None = No
                 rgb = np.asarray(im.convert("RGB"))
         except OSError as err:
             raise ValueError(f"cannot read pose image {p}: {err}") from err
-        h, w = rgb.shape[:2]
-        side = max(h, w)
-        out.append(Image.fromarray(crop_square(rgb, ((w - side) / 2.0, (h - side) / 2.0, float(side)), size)))
+        out.append(pad_pose_square(rgb, size))
     return out
+
+
+def pad_pose_square(rgb: np.ndarray, size: int) -> Image.Image:
+    """A pose map (H, W, 3) padded black to a centred square and resized to ``size`` (never stretched)."""
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    return Image.fromarray(crop_square(rgb, ((w - side) / 2.0, (h - side) / 2.0, float(side)), size))
 
 
 def poses_from_video(video: str | Path, size: int, detector="auto", fps: float | None = None,

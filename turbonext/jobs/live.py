@@ -104,7 +104,8 @@ class LiveSession:
         detector: a :class:`~turbonext.pose.detectors.PoseDetector` (one per session: some keep
             tracking state), e.g. ``get_detector("auto")``.
         size: output size (default: the model's native size).
-        num_inference_steps / window / frames_per_level / compile: see :meth:`TurboNextPipeline.stream`.
+        num_inference_steps / window / frames_per_level / compile / schedule: see
+            :meth:`TurboNextPipeline.stream` (``schedule=None``: the model's own ``config.stream_schedule``).
         margin: space around the person in the crop, as a fraction of their size.
         follow: how fast the crop follows the person (see :class:`FollowingCrop`).
         min_cutoff / beta: One-Euro smoothing of the keypoints (lower ``min_cutoff``: steadier).
@@ -112,13 +113,15 @@ class LiveSession:
 
     def __init__(self, pipe, detector, size: int | None = None, num_inference_steps: int = 4, window: int = 16,
                  frames_per_level: int | None = None, compile: str | None = None, margin: float = 0.2,
-                 follow: float = 0.05, min_cutoff: float = 1.0, beta: float = 0.05, generator=None) -> None:
+                 follow: float = 0.05, min_cutoff: float = 1.0, beta: float = 0.05, generator=None,
+                 schedule: str | None = None) -> None:
         self.pipe, self.detector = pipe, detector
         self.size = int(size or native_size(pipe))
         if self.size % 8:
             raise ValueError(f"size must be divisible by 8 (e.g. 512); got {self.size}.")
         self.stream_kwargs = dict(num_inference_steps=num_inference_steps, window=window,
-                                  frames_per_level=frames_per_level, compile=compile, generator=generator)
+                                  frames_per_level=frames_per_level, compile=compile, generator=generator,
+                                  schedule=schedule)
         self.lock = pipeline_lock(pipe)
         self._detector_lock = threading.Lock()
         self.margin = margin

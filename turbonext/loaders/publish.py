@@ -27,8 +27,8 @@ CARD_NAME = "README.md"
 GENERATED_MARK = ("<!-- written by turbonext: `turbonext push` rewrites this card (keeping its training facts, "
                   "evaluation and licence); delete this line to keep your own edits -->")
 TAGS = ["turbonext", "pose-transfer", "video-generation", "animatediff", "reference-net", "stable-diffusion"]
-EVAL_METRICS = (("psnr", "PSNR dB", ".2f"), ("ssim", "SSIM", ".3f"), ("iou", "figure IoU", ".3f"),
-                ("color_error", "colour error", ".3f"), ("flicker", "flicker", ".3f"))
+EVAL_METRICS = (("psnr", "PSNR dB", ".2f"), ("ssim_box", "SSIM (figure box)", ".3f"), ("iou", "figure IoU", ".3f"),
+                ("color_error", "colour error per figure pixel", ".3f"), ("flicker", "flicker (jitter, >= 0)", ".3f"))
 
 
 def _hub_id(value) -> str | None:
@@ -140,6 +140,7 @@ def training_summary(cfg, step: int, checkpoint: str | Path, lcm_lora: str | Non
         "mixed_precision": cfg.mixed_precision,
         "reference_pose": (cfg.reference_pose if reference_pose is None else reference_pose) or None,
         "noise_offset": cfg.noise_offset or None, "per_frame_timesteps": cfg.per_frame_timesteps or None,
+        "stream_layout": cfg.stream_layout or None, "init_pipeline": public(cfg.init_pipeline),
     }
     return {key: value for key, value in facts.items() if value is not None}
 

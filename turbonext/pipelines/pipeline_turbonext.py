@@ -33,7 +33,7 @@ from turbonext.models.unet_motion import TurboNextUNetMotionModel
 from turbonext.pipelines.context_windows import context_windows, window_weights
 from turbonext.pipelines.pipeline_output import TurboNextPipelineOutput
 from turbonext.streaming.session import StreamSession
-from turbonext.utils.images import check_image, check_images, image_to_tensor, images_to_tensor
+from turbonext.utils.images import check_image, check_images, image_to_tensor, images_to_tensor, resize_keeping_aspect
 
 
 logger = logging.get_logger(__name__)
@@ -256,9 +256,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if reference_pose is None:
             raise ValueError(REFERENCE_POSE_REQUIRED)
         pose = image_to_tensor(reference_pose, "reference_pose")  # (3, H, W)
-        if tuple(pose.shape[1:]) != tuple(size):
-            pose = torch.nn.functional.interpolate(pose[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
-        return pose
+        return resize_keeping_aspect(pose, *size)  # as the reference image: padded, never stretched
 
     def reference_fingerprint(self) -> str:
         """A digest of every weight that shapes the reference tokens (ReferenceNet, the encoding VAE, the
@@ -290,14 +288,15 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass, unless
         a weight that shapes the tokens changed since (a LoRA loaded or fused, training). The K/V are
         recomputed whenever the main UNet's projections change. ``height``/``width``: resize the reference
-        to the output size first (defaults to its own size). ``feature_cache``: a
+        to the output size first (defaults to its own size); a reference of another aspect ratio is padded
+        black to it, never stretched (``turbonext.jobs.prepare_reference`` crops around the person instead). ``feature_cache``: a
         :class:`turbonext.utils.feature_cache.FeatureCache`; the tokens are then saved to (and later loaded
         from) disk, keyed by the image, prompt, size, weights and dtype. Returns the cache, which becomes
         this pipeline's current reference (:attr:`reference_state`).
         """
         ref = image_to_tensor(image, "reference_image")  # (3, H, W)
-        if height is not None and width is not None and tuple(ref.shape[1:]) != (height, width):
-            ref = torch.nn.functional.interpolate(ref[None], size=(height, width), mode="bicubic", align_corners=False)[0]
+        if height is not None and width is not None:
+            ref = resize_keeping_aspect(ref, height, width)  # another shape is padded black, never stretched
         if ref.shape[1] % self.vae_scale_factor or ref.shape[2] % self.vae_scale_factor:
             raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by "
                              f"{self.vae_scale_factor}.")

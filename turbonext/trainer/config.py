@@ -40,6 +40,8 @@ class TrainConfig:
     pose_guider: str | None = None  # initial PoseGuider folder; None = a new zero-initialised one
     reference_unet: str | None = None  # initial ReferenceNet folder; None = a copy of the base UNet
     init_checkpoint: str | None = None  # start from a checkpoint's trained parts (stage 2 from stage 1), step 0
+    init_pipeline: str | None = None  # start from an exported pipeline folder's unet, reference_unet and
+    # pose_guider (e.g. turbonext/demo/turbonext-demo; also "turbonext-demo" or a Hub repo id), step 0
     revision: str | None = None
     # --- what trains (pose guider + main-UNet spatial self-attention always)
     train_reference_unet: bool = False
@@ -134,6 +136,11 @@ class TrainConfig:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
         if self.noise_offset < 0:
             raise ValueError(f"noise_offset is a standard deviation (>= 0; 0.05-0.1 is usual); got {self.noise_offset}.")
+        if self.init_pipeline is not None:
+            given = [k for k in ("init_checkpoint", "pose_guider", "reference_unet") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"init_pipeline and {', '.join(given)} are mutually exclusive: init_pipeline already "
+                                 "sets the UNet, ReferenceNet and pose guider weights (set the other(s) to null).")
         if self.learning_rate <= 0 or self.pose_loss_strength < 0:
             raise ValueError("learning_rate must be > 0 and pose_loss_strength >= 0.")
         return self

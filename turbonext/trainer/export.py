@@ -86,7 +86,7 @@ def export_pipeline(checkpoint: str | Path, out_dir: str | Path, lcm_lora: str |
     cfg = load_config(config_path, list(overrides) + ["resume_from_checkpoint=null"])
     schedule = resolve_stream_schedule(cfg, stream_schedule)
     pipe = build_pipeline(cfg)
-    checkpoints.load_init_checkpoint(cfg, pipe)
+    checkpoints.load_init(cfg, pipe)
     step = checkpoints.load_trained_parts(folder, pipe)
     if drop_reference_pose and pipe.pose_guider.reads_reference_pose:
         pipe.register_modules(pose_guider=PoseGuider.without_reference_features(pipe.pose_guider))

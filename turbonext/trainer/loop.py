@@ -259,7 +259,7 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     # 1. model: frozen parts in the compute dtype, trainable ones in float32
     pipe = build_pipeline(cfg)
-    checkpoints.load_init_checkpoint(cfg, pipe)
+    checkpoints.load_init(cfg, pipe)
     params = configure_trainable(pipe, cfg.train_reference_unet, cfg.train_motion_modules, cfg.train_full_unet)
     frozen = [pipe.vae, pipe.encoder_vae, pipe.text_encoder] + ([] if cfg.train_reference_unet else [pipe.reference_unet])
     for module in frozen:

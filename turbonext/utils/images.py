@@ -120,6 +120,23 @@ def images_to_tensor(images, name: str = "pose_images") -> "torch.Tensor":
     return torch.stack([image_to_tensor(im, f"{name}[{i}]") for i, im in enumerate(_as_frame_list(images, name))])
 
 
+def resize_keeping_aspect(image: "torch.Tensor", height: int, width: int) -> "torch.Tensor":
+    """(3, h, w) float image -> (3, height, width): padded black (centred) to the target's aspect ratio, then
+    resized (bicubic). Never stretched: a figure keeps its proportions (the training data are square crops
+    padded black)."""
+    import torch
+
+    h, w = image.shape[-2:]
+    if (h, w) == (height, width):
+        return image
+    if h * width != w * height:  # another aspect ratio: pad the short side
+        new_h, new_w = max(h, round(w * height / width)), max(w, round(h * width / height))
+        top, left = (new_h - h) // 2, (new_w - w) // 2
+        image = torch.nn.functional.pad(image, (left, new_w - w - left, top, new_h - h - top))
+    return torch.nn.functional.interpolate(image[None], size=(height, width), mode="bicubic",
+                                           align_corners=False)[0].clamp(0, 1)
+
+
 def tensor_to_pil(frames: "torch.Tensor") -> list[PIL.Image.Image]:
     """(F, 3, H, W) in [0, 1] -> list of RGB PIL images."""
     array = (frames.clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy() * 255).round().astype(np.uint8)
