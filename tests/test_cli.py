@@ -178,11 +178,11 @@ def test_bench_live_writes_its_table(saved_pipe, tmp_path, monkeypatch):
                            "--frames-per-level", "1", "--steps", "2", "--seconds", "1", "--warmup-seconds", "0.3",
                            "--input-fps", "20", "--json", str(js), "--markdown", str(md)]) == 0
     rows = json.loads(js.read_text())["rows"]
-    assert [r["name"].split(" steps")[0] for r in rows] == ["live window=4 frames_per_level=1",
-                                                            "live window=8 frames_per_level=1"]
+    assert [r["name"].split(" steps")[0] for r in rows] == ["live uniform window=4 frames_per_level=1",
+                                                            "live uniform window=8 frames_per_level=1"]
     text = md.read_text()
     assert "live benchmark (webcam path)" in text and "python -m turbonext bench live --model" in text
-    assert text.count("| live window=") == 2
+    assert text.count("| live uniform window=") == 2
 
 
 def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():

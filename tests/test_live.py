@@ -192,10 +192,10 @@ def test_live_benchmark_replays_a_webcam_at_its_frame_rate(pipe):
     detector = FakeDetector()
     row = run_live_benchmark(pipe, detector, seconds=1.5, input_fps=20, warmup_s=0.3, window=4, frames_per_level=1,
                              num_inference_steps=2)
-    assert row["name"] == "live window=4 frames_per_level=1 steps=2 compile=None" and row["detector"] == "fake"
+    assert row["name"] == "live uniform window=4 frames_per_level=1 steps=2 compile=None" and row["detector"] == "fake"
     assert 5 < row["input_fps"] <= 21 and row["frames_in"] >= 8
     assert 0 < row["detections"] <= row["frames_in"] - row["dropped"] + 1  # frames replaced before use: never detected
     assert row["rendered_fps"] > 0 and row["p50_latency_ms"] >= row["p50_model_latency_ms"] > 0 and row["detect_ms"] >= 0
     assert 0 <= row["dropped"] < row["frames_in"]
     table = markdown_rows([row])
-    assert table[2].startswith("| live window=4") and len(table) == 3
+    assert table[2].startswith("| live uniform window=4") and len(table) == 3

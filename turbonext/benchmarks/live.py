@@ -43,7 +43,7 @@ def run_live_benchmark(pipe, detector, seconds: float = 30.0, input_fps: float =
                        **live_kwargs) -> dict:
     """Feed a replayed webcam to a :class:`LiveSession` at ``input_fps`` for ``warmup_s`` (after the first
     rendered frame) + ``seconds``; figures cover the ``seconds`` part only. ``live_kwargs`` go to
-    ``LiveSession`` (window, frames_per_level, num_inference_steps, compile)."""
+    ``LiveSession`` (window, frames_per_level, num_inference_steps, compile, schedule)."""
     reference, frames = webcam_frames(native_size(pipe))
     live = LiveSession(pipe, detector, **live_kwargs)
     live.set_reference(reference)
@@ -75,7 +75,7 @@ def run_live_benchmark(pipe, detector, seconds: float = 30.0, input_fps: float =
         model = np.array(session.stats.latencies) * 1000
         webcam = np.array(stepper.latencies) * 1000
         return {
-            "name": f"live window={session.window} frames_per_level={session.per_level} "
+            "name": f"live {session.schedule_name} window={session.window} frames_per_level={session.per_level} "
                     f"steps={session.levels} compile={live_kwargs.get('compile')}",
             "input_fps": (live.frames_seen - in0) / elapsed, "rendered_fps": rendered / elapsed,
             "p50_latency_ms": float(np.percentile(webcam, 50)) if len(webcam) else None,

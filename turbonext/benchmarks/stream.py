@@ -251,7 +251,7 @@ def run_stream_benchmark(args) -> dict:
     for compile_mode in args.compile:
         for window in args.window:
             for stream_steps in args.steps:
-                for schedule in args.schedule:
+                for schedule in args.schedule or ["staggered"]:
                     for per_level in args.frames_per_level:
                         if per_level * (stream_steps if schedule == "staggered" else 1) > window:
                             continue

@@ -39,18 +39,20 @@ def live_benchmark_table(args) -> tuple[dict, str]:
     rows = []
     for compile_mode in args.compile:
         for window in args.window:
-            for per_level in args.frames_per_level:
-                if per_level * args.steps[0] > window:
-                    continue
-                detector = get_detector(args.detector, video_mode=True)
-                try:
-                    rows.append(run_live_benchmark(pipe, detector, seconds=args.seconds, input_fps=args.input_fps,
-                                         warmup_s=args.warmup_seconds, window=window, frames_per_level=per_level,
-                                         num_inference_steps=args.steps[0],
-                                         compile=None if compile_mode == "none" else compile_mode))
-                finally:
-                    detector.close()
-                print(rows[-1], flush=True)
+            for schedule in args.schedule or [None]:  # None: the model's own layout, as the app streams it
+                layout = schedule or getattr(pipe.unet.config, "stream_schedule", "uniform")
+                for per_level in args.frames_per_level:
+                    if per_level * (args.steps[0] if layout == "staggered" else 1) > window:
+                        continue
+                    detector = get_detector(args.detector, video_mode=True)
+                    try:
+                        rows.append(run_live_benchmark(
+                            pipe, detector, seconds=args.seconds, input_fps=args.input_fps, warmup_s=args.warmup_seconds,
+                            window=window, frames_per_level=per_level, num_inference_steps=args.steps[0],
+                            compile=None if compile_mode == "none" else compile_mode, schedule=schedule))
+                    finally:
+                        detector.close()
+                    print(rows[-1], flush=True)
     size = native_size(pipe)
     result = {"device": device_name(torch.device(args.device)), "dtype": args.dtype, "size": size,
               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "rows": rows}
@@ -79,10 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="LCM steps (noise levels of a stream); the baselines use the first value")
     parser.add_argument("--window", type=int, nargs="+", default=[16])
     parser.add_argument("--frames-per-level", type=int, nargs="+", default=[4, 2, 1])
-    parser.add_argument("--schedule", nargs="+", default=["staggered"], choices=("staggered", "uniform"),
+    parser.add_argument("--schedule", nargs="+", default=None, choices=("staggered", "uniform"),
                         help="stream window layouts to measure: staggered (one UNet call per frames_per_level frames; "
                              "models trained on it) and/or uniform (num_inference_steps calls per frames_per_level "
-                             "frames; any model)")
+                             "frames; any model). Default: stream, staggered; live, the model's own (as the app)")
     parser.add_argument("--compile", nargs="+", default=["none"],
                         choices=["none", "default", "reduce-overhead", "max-autotune"])
     parser.add_argument("--frames", type=int, default=None, help="frames measured after warm-up (default 300, 24 tiny)")

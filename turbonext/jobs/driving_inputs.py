@@ -94,11 +94,12 @@ class DemoInputs(NamedTuple):
 
 
 def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index: int = DEMO_DATASET_IDENTITIES - 1,
-                          motion: str = "dance", seed: int = 0) -> DemoInputs:
+                          motion: str = "dance", seed: int = 0, palette: str = "train") -> DemoInputs:
     """A synthetic identity held out from the demo model's training (reference from another motion)
-    and a driving pose sequence, with the ground truth.
+    and a driving pose sequence, with the ground truth. ``palette="held_out"`` dresses the identity in
+    colours no training identity wears (:meth:`~turbonext.synthetic.Identity.random`).
     """
-    ident = Identity.random(identity_seed(seed, identity_index))
+    ident = Identity.random(identity_seed(seed, identity_index), palette=palette)
     ref_frames, ref_poses, _ = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
     frames, poses, _ = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
     return DemoInputs(ref_frames[0], poses, frames, ref_poses[0])

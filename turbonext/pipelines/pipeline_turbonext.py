@@ -360,9 +360,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         ``reference_image`` sets (or, if unchanged, reuses) the reference; ``None`` keeps the current one.
         The session keeps that reference for itself: a later ``set_reference`` on the pipeline (another
-        user's photo) does not change what it renders. ``frames_per_level`` (default ``window //
-        num_inference_steps``) trades latency for throughput: each UNet call over ``window`` frames emits
-        that many frames. ``compile``: a torch.compile mode such as "reduce-overhead" (CUDA graphs) or
+        user's photo) does not change what it renders. ``frames_per_level``: the frames that enter
+        and leave the window together (default: ``window // 2`` in the uniform layout, ``window //
+        num_inference_steps`` in the staggered one); fewer: lower latency, more UNet work per frame. ``compile``: a torch.compile mode such as "reduce-overhead" (CUDA graphs) or
         "max-autotune". ``height``/``width``: the pose frames' size, to which the reference is resized (as
         in :meth:`__call__`). ``reference_pose``: the reference's pose map, for models that read it (see
         :meth:`set_reference`). ``schedule``: the window layout, "uniform" (every frame being denoised at one

@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from turbonext.evaluation.metrics import psnr, ssim
-from turbonext.synthetic.dataset import HELD_OUT_MOTION, NUM_HELD_OUT_IDENTITIES, identity_seed
+from turbonext.synthetic.dataset import HELD_OUT_MOTION, held_out_counts, identity_seed
 from turbonext.synthetic.figure import Identity, draw_figure
 from turbonext.synthetic.motion import MOTIONS, sample_clip
 from turbonext.utils.images import side_by_side
@@ -47,8 +47,9 @@ FOREGROUND_LEVEL = 0.1  # a pixel is foreground when its brightest channel excee
 
 
 def held_out_identity_seeds(benchmark_identities: int = 8, benchmark_seed: int = 0) -> list[int]:
-    """:meth:`Identity.random` seeds of the benchmark's held-out identities (the last two)."""
-    first = benchmark_identities - NUM_HELD_OUT_IDENTITIES
+    """:meth:`Identity.random` seeds of the benchmark's held-out identities: its validation and test ones
+    (the last ``sum(held_out_counts(benchmark_identities))``, as ``turbonext synthetic`` splits by default)."""
+    first = benchmark_identities - sum(held_out_counts(benchmark_identities))
     return [identity_seed(benchmark_seed, i) for i in range(first, benchmark_identities)]
 
 
@@ -59,7 +60,8 @@ def training_identities(
     benchmark's training identities, never one of its held-out identities."""
     held = set(held_out_identity_seeds(benchmark_identities, benchmark_seed))
     seeds = [identity_seed(VAE_IDENTITY_SEED, int(i)) for i in identities]
-    seeds += [identity_seed(benchmark_seed, i) for i in range(benchmark_identities - NUM_HELD_OUT_IDENTITIES)]
+    seeds += [identity_seed(benchmark_seed, i)
+              for i in range(benchmark_identities - sum(held_out_counts(benchmark_identities)))]
     kept = [s for s in dict.fromkeys(seeds) if s not in held]
     if not kept:
         raise ValueError("no training identities left after removing the benchmark's held-out identities.")
