@@ -30,7 +30,7 @@ from turbonext.streaming.session import COMPILE_MODES
 
 STREAM_EVERY = 0.08  # s between webcam frames sent by the browser (~12 fps)
 STREAM_TIME_LIMIT = 180  # s per webcam stream, so one user cannot hold the GPU forever
-CPU_STREAM_WINDOW = 8  # on a CPU: the demo's quality of window 16 at about half the delay (BENCHMARKS.md)
+CPU_STREAM_WINDOW = 8  # on a CPU: the demo's uniform stream, 4 new frames against 4 finished ones (BENCHMARKS.md)
 STREAM_CONCURRENCY = 4  # stream calls only submit/fetch; the GPU work is serialised by the pipeline lock
 INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video "
          "(**Upload**) or with your own moves in front of the camera (**Webcam**).")
@@ -188,7 +188,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(env TURBONEXT_COMPILE)")
     p.add_argument("--window", type=int, default=os.environ.get("TURBONEXT_WINDOW"),  # argparse converts a string default
                    help=f"webcam stream: latent window in frames (default 16 on a GPU, {CPU_STREAM_WINDOW} on a CPU: "
-                        "lower latency there at the same quality on the demo model; env TURBONEXT_WINDOW)")
+                        "about 1.2 s median delay there with the demo model; env TURBONEXT_WINDOW)")
     p.add_argument("--frames-per-level", type=int, default=None,
                    help="webcam stream: frames that enter and leave the window together (default: half the window "
                         "in the uniform layout, window/steps in the staggered one; 1 = lowest latency)")

@@ -83,19 +83,21 @@ def plain_stream(pipe, poses, steps, window, per_level, seed):
     return (pipe.decode_latents(latents)[0].permute(1, 0, 2, 3) / 2 + 0.5).clamp(0, 1)  # (F, 3, H, W) in [0, 1]
 
 
-@pytest.mark.parametrize("window, per_level", [(16, 4), (8, 1), (12, 2)])
+@pytest.mark.parametrize("schedule, window, per_level", [
+    ("staggered", 16, 4), ("staggered", 8, 1), ("staggered", 12, 2), ("uniform", 8, 4), ("uniform", 6, 2), ("uniform", 4, 4)])
 @torch.no_grad()
-def test_stream_equals_plain_implementation(tiny_pipe, window, per_level):
+def test_stream_equals_plain_implementation(tiny_pipe, schedule, window, per_level):
     torch.nn.init.normal_(tiny_pipe.pose_guider.zero_conv.weight, std=0.5)  # make poses matter
     poses = make_pose_frames(11)
     session = tiny_pipe.stream(reference_image=make_reference(), window=window, frames_per_level=per_level,
-                               generator=torch.Generator().manual_seed(3), output_type="pt", schedule="staggered")
+                               generator=torch.Generator().manual_seed(3), output_type="pt", schedule=schedule)
     frames = []
     for p in poses:
         frames += session.step(p)
     frames += session.flush()
     assert len(frames) == len(poses)
-    expected = plain_stream(tiny_pipe, poses, 4, window, per_level, seed=3)
+    plain = plain_stream if schedule == "staggered" else plain_uniform_stream
+    expected = plain(tiny_pipe, poses, 4, window, per_level, seed=3)
     torch.testing.assert_close(torch.stack(frames), expected, rtol=0, atol=1e-4)
 
 
@@ -139,22 +141,6 @@ def plain_uniform_stream(pipe, poses, steps, window, per_level, seed):
             outputs[i] = latents[:, :, window - per_level + n]
     video = torch.stack([outputs[i][0] for i in range(len(poses))], dim=1)[None]
     return (pipe.decode_latents(video)[0].permute(1, 0, 2, 3) / 2 + 0.5).clamp(0, 1)  # (F, 3, H, W) in [0, 1]
-
-
-@pytest.mark.parametrize("window, per_level", [(8, 4), (6, 2), (4, 4)])
-@torch.no_grad()
-def test_uniform_stream_equals_plain_implementation(tiny_pipe, window, per_level):
-    torch.nn.init.normal_(tiny_pipe.pose_guider.zero_conv.weight, std=0.5)  # make poses matter
-    poses = make_pose_frames(11)
-    session = tiny_pipe.stream(reference_image=make_reference(), window=window, frames_per_level=per_level,
-                               generator=torch.Generator().manual_seed(3), output_type="pt", schedule="uniform")
-    frames = []
-    for p in poses:
-        frames += session.step(p)
-    frames += session.flush()
-    assert len(frames) == len(poses)
-    expected = plain_uniform_stream(tiny_pipe, poses, 4, window, per_level, seed=3)
-    torch.testing.assert_close(torch.stack(frames), expected, rtol=0, atol=1e-4)
 
 
 def test_uniform_costs_k_calls_per_group_at_one_level_each(tiny_pipe):
