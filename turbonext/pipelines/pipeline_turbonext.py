@@ -256,7 +256,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if reference_pose is None:
             raise ValueError(REFERENCE_POSE_REQUIRED)
         pose = image_to_tensor(reference_pose, "reference_pose")  # (3, H, W)
-        return resize_keeping_aspect(pose, *size)  # as the reference image: padded, never stretched
+        return resize_keeping_aspect(pose, *size, mode="bilinear")  # as the reference image: padded, never stretched
 
     def reference_fingerprint(self) -> str:
         """A digest of every weight that shapes the reference tokens (ReferenceNet, the encoding VAE, the

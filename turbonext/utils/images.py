@@ -120,10 +120,10 @@ def images_to_tensor(images, name: str = "pose_images") -> "torch.Tensor":
     return torch.stack([image_to_tensor(im, f"{name}[{i}]") for i, im in enumerate(_as_frame_list(images, name))])
 
 
-def resize_keeping_aspect(image: "torch.Tensor", height: int, width: int) -> "torch.Tensor":
+def resize_keeping_aspect(image: "torch.Tensor", height: int, width: int, mode: str = "bicubic") -> "torch.Tensor":
     """(3, h, w) float image -> (3, height, width): padded black (centred) to the target's aspect ratio, then
-    resized (bicubic). Never stretched: a figure keeps its proportions (the training data are square crops
-    padded black)."""
+    resized (``mode``: torch's interpolation, bicubic for photos, bilinear for pose maps). Never stretched: a
+    figure keeps its proportions (the training data are square crops padded black)."""
     import torch
 
     h, w = image.shape[-2:]
@@ -133,7 +133,7 @@ def resize_keeping_aspect(image: "torch.Tensor", height: int, width: int) -> "to
         new_h, new_w = max(h, round(w * height / width)), max(w, round(h * width / height))
         top, left = (new_h - h) // 2, (new_w - w) // 2
         image = torch.nn.functional.pad(image, (left, new_w - w - left, top, new_h - h - top))
-    return torch.nn.functional.interpolate(image[None], size=(height, width), mode="bicubic",
+    return torch.nn.functional.interpolate(image[None], size=(height, width), mode=mode,
                                            align_corners=False)[0].clamp(0, 1)
 
 
