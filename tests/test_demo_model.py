@@ -114,8 +114,9 @@ def test_demo_model_streams_64_frames_without_drift():
     # The staggered window (frames at stepped noise levels in one temporal attention) decays into noise on this
     # model, which was never trained on that layout: window 8, seed 0, background 2-16 for the first 8 frames,
     # then 42 and more, 96-124 from frame 13 (turbonext/demo/README.md "Streaming drift"). Its config says
-    # stream_schedule "uniform", which pipe.stream uses by default: every frame, 64 of them, stays clean
-    # (measured max 5.5, the offline clip 5-6). A frame that decays goes far above 12 within a few frames.
+    # stream_schedule "uniform", which pipe.stream uses by default: every frame stays clean (this identity, seed 0,
+    # 96 frames: 3.0-3.8 per 16 frames, benchmarks/long_stream_contact_sheet.py; 6 held-out scenes x 128
+    # frames: at most 5.5). A stream that decays goes far above 12 within a few frames.
     pipe = TurboNextPipeline.from_pretrained("turbonext-demo")
     pipe.set_progress_bar_config(disable=True)
     assert pipe.unet.config.stream_schedule == "uniform"
