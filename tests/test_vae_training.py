@@ -76,3 +76,17 @@ def test_rescale_latents_scales_the_encoder_exactly():
 def test_rejects_unequal_channels(tmp_path):
     with pytest.raises(ValueError, match="equal channels"):
         train_tiny_vae(tmp_path, size=64, steps=1, channels=(8, 16, 16, 16), progress=False)
+
+
+def test_recolor_shuffles_and_scales_channels_and_keeps_black():
+    from turbonext.trainer.tiny_vae import recolor
+
+    frame = np.zeros((8, 8, 3), np.uint8)
+    frame[2:6, 2:6] = (200, 40, 10)  # a reddish figure on black
+    seen = set()
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        out = recolor(frame, rng)
+        assert out.dtype == np.uint8 and out.shape == frame.shape and out[0, 0].max() == 0  # black stays black
+        seen.add(int(np.argmax(out[3, 3])))
+    assert seen == {0, 1, 2}  # the dominant colour moves to every channel: colours the palette lacks

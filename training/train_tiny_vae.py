@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder-blocks", type=_ints, default=(0, 2, 2, 2), help="e.g. 0,2,2,2")
     p.add_argument("--decoder-blocks", type=_ints, default=(2, 2, 2, 0), help="e.g. 2,2,2,0")
     p.add_argument("--identities", type=int, default=512, help="identities from the VAE's own identity stream")
-    p.add_argument("--benchmark-identities", type=int, default=8, help="benchmark size (its last 2 are held out)")
+    p.add_argument("--benchmark-identities", type=int, default=8, help="benchmark size (its validation and test identities, the last ones, are held out)")
     p.add_argument("--benchmark-seed", type=int, default=0)
     p.add_argument("--foreground-weight", type=float, default=3.0, help="extra pixel-loss weight on the figure")
     p.add_argument("--edge-weight", type=float, default=0.5, help="weight of the image-gradient L1 term")
@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latent-std-target", type=float, default=None, help="hold the latent std at this (e.g. 1.0)")
     p.add_argument("--latent-std-weight", type=float, default=0.1)
     p.add_argument("--act-fn", default="relu", help="activation (relu as in TAESD; silu avoids dead units)")
+    p.add_argument("--color-augmentation", type=float, default=0.0,
+                   help="probability that a training frame's RGB channels are shuffled and scaled (colours beyond "
+                        "the synthetic palette)")
     p.add_argument("--init-from", default=None, help="fine-tune this saved AutoencoderTiny folder")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -55,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         foreground_weight=args.foreground_weight, edge_weight=args.edge_weight,
         latent_l2=args.latent_l2, latent_std_target=args.latent_std_target,
         latent_std_weight=args.latent_std_weight, init_from=args.init_from, act_fn=args.act_fn,
+        color_augmentation=args.color_augmentation,
         num_threads=args.threads, progress=not args.no_progress,
     )
     print(json.dumps({"held_out": report["held_out"], "train_time_s": report["train"]["train_time_s"],

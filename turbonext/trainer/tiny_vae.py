@@ -75,6 +75,14 @@ def random_frame(ident: Identity, motion: str, size: int, rng: np.random.Generat
     return np.asarray(draw_figure(ident, keypoints, size, depth=depth, scale=clip.scale))
 
 
+def recolor(frame: np.ndarray, rng: np.random.Generator, gain: tuple[float, float] = (0.6, 1.4)) -> np.ndarray:
+    """``frame`` (H, W, 3) uint8 with its RGB channels in a random order, each scaled by a random gain in
+    ``gain`` (black stays black): the same figure in colours the palette does not have."""
+    order = rng.permutation(3)
+    scale = rng.uniform(*gain, size=3)
+    return np.clip(frame[..., order].astype(np.float32) * scale, 0, 255).round().astype(np.uint8)
+
+
 def crop_around_figure(frame: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
     """A ``crop`` x ``crop`` window of ``frame`` (H, W, 3) centred near a random foreground pixel."""
     h, w = frame.shape[:2]
@@ -212,6 +220,7 @@ def train_tiny_vae(
     latent_std_weight: float = 0.1,
     init_from: str | Path | None = None,
     act_fn: str = "relu",
+    color_augmentation: float = 0.0,
     eval_per_motion: int = 2,
     png_frames: int = 6,
     num_threads: int | None = None,
@@ -237,6 +246,9 @@ def train_tiny_vae(
             are then ignored); with ``latent_std_target`` its latents are first rescaled
             (:func:`rescale_latents`) so that the held-out latent std starts at the target.
         act_fn: the activation of a new VAE ("relu" as in TAESD; "silu" has no dead units).
+        color_augmentation: the probability that a training frame is recoloured (:func:`recolor`): its RGB
+            channels shuffled and scaled, so the VAE learns colours beyond the synthetic palette (a codec
+            should keep any colour; the benchmark's off-palette identities are never drawn).
         eval_per_motion: held-out frames per (identity, motion) for the metrics.
         png_frames: held-out pairs in the side-by-side PNG.
         num_threads: torch CPU threads (None leaves it).
@@ -290,6 +302,8 @@ def train_tiny_vae(
         for _ in range(batch_size):
             ident = people[int(rng.integers(len(people)))]
             frame = random_frame(ident, motions[int(rng.integers(len(motions)))], size, rng)
+            if color_augmentation > 0 and rng.random() < color_augmentation:
+                frame = recolor(frame, rng)
             batch.append(crop_around_figure(frame, crop_px, rng))
         x = to_tensor(batch)  # (B, 3, crop, crop)
         data_time += time.perf_counter() - t0
@@ -320,7 +334,7 @@ def train_tiny_vae(
             "identities": len(people), "motions": motions, "train_time_s": round(train_time, 1),
             "data_time_s": round(data_time, 1), "threads": torch.get_num_threads(),
             "loss_first10": float(np.mean(history[:10])), "loss_last10": float(np.mean(history[-10:])),
-            "init_from": None if init_from is None else str(init_from),
+            "init_from": None if init_from is None else str(init_from), "color_augmentation": color_augmentation,
             "loss_weights": {"foreground": foreground_weight, "edge": edge_weight, "latent_l2": latent_l2,
                              "latent_std_target": latent_std_target, "latent_std_weight": latent_std_weight},
         },
