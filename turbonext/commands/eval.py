@@ -119,7 +119,10 @@ def _long_stream(parser: argparse.ArgumentParser, args: argparse.Namespace, pipe
         write_json(args.json, result)
     plot = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if plot:
-        print(f"wrote {plot_long_stream(result, plot)}")
+        try:
+            print(f"wrote {plot_long_stream(result, plot)}")
+        except ImportError as err:  # the JSON is written; only the picture needs matplotlib
+            print(f"no plot: {err}")
     return 0
 
 

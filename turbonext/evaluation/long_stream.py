@@ -40,14 +40,12 @@ def _generator(seed: int):
 
 
 def _render_stream(pipe: Any, reference: Image.Image, poses: Sequence[Image.Image], steps: int, seed: int,
-                   stream_kwargs: dict, used: dict) -> list[Image.Image]:
-    """The stream's frames; ``used`` gets the session's resolved layout (``schedule=None``: the model's own)."""
+                   stream_kwargs: dict) -> tuple[list[Image.Image], Any]:
+    """The stream's frames and its session (whose layout says what ``schedule=None`` resolved to)."""
     session = pipe.stream(reference_image=reference, num_inference_steps=steps, generator=_generator(seed),
                           **stream_kwargs)
-    used["schedule"] = getattr(session, "schedule_name", stream_kwargs["schedule"])  # None resolved to the model's
-    used["frames_per_level"] = getattr(session, "per_level", stream_kwargs["frames_per_level"])
     frames = [f for pose in poses for f in session.step(pose)]
-    return frames + session.flush()
+    return frames + session.flush(), session
 
 
 def _render_offline(pipe: Any, reference: Image.Image, poses: Sequence[Image.Image], steps: int,
@@ -119,7 +117,7 @@ def evaluate_long_stream(
     if not 0 <= late_from < num_frames:
         raise ValueError(f"late_from must be in [0, {num_frames}); got {late_from}.")
     stream_kwargs = {"window": window, "frames_per_level": frames_per_level, "schedule": schedule}
-    used: dict[str, Any] = {}
+    session = None
     per_scene = []
     for scene in tqdm(scenes, desc=f"long stream {split}", disable=not progress):
         truth, poses, _ = load_scene(root / scene, num_frames)
@@ -128,8 +126,9 @@ def evaluate_long_stream(
                              f"dataset with `turbonext synthetic --frames {num_frames}`.")
         ref_name = reference_scene(scene, all_scenes)
         reference = load_scene(root / ref_name, num_frames=1)[0][0]
+        streamed, session = _render_stream(pipe, reference, poses, num_inference_steps, seed, stream_kwargs)
         rendered = {
-            "stream": _render_stream(pipe, reference, poses, num_inference_steps, seed, stream_kwargs, used),
+            "stream": streamed,
             "offline": _render_offline(pipe, reference, poses, num_inference_steps, seed),
         }
         per_scene.append({"scene": scene, "reference": f"{ref_name}#1",
@@ -147,8 +146,8 @@ def evaluate_long_stream(
         "split": split,
         "dataset": str(root),
         "settings": {"num_frames": num_frames, "num_inference_steps": num_inference_steps, "seed": seed,
-                     "window": window, "frames_per_level": used.get("frames_per_level", frames_per_level),
-                     "schedule": used.get("schedule", schedule), "late_from": late_from},
+                     "window": window, "frames_per_level": getattr(session, "per_level", frames_per_level),
+                     "schedule": getattr(session, "schedule_name", schedule), "late_from": late_from},
         "scenes": scenes,
         "per_frame": per_frame,
         "per_scene": per_scene,
