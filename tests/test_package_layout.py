@@ -164,6 +164,8 @@ FORBIDDEN = {
     "turbonext.evaluation": ["turbonext.trainer", "turbonext.benchmarks", "turbonext.commands"],
     "turbonext.trainer": ["turbonext.jobs", "turbonext.benchmarks", "turbonext.commands"],
     "turbonext.benchmarks": ["turbonext.commands"],
+    "turbonext.converters": ["turbonext.streaming", "turbonext.jobs", "turbonext.trainer", "turbonext.evaluation",
+                             "turbonext.benchmarks", "turbonext.commands"],
 }
 NO_DIFFUSION = ("turbonext.pose", "turbonext.data", "turbonext.synthetic", "turbonext.utils")
 DIFFUSION_LIBRARIES = ("diffusers", "transformers", "peft", "accelerate")

@@ -18,6 +18,8 @@ SUBCOMMANDS = {
     "eval": ("turbonext.commands.eval", "cli_main", "evaluate a model on held-out synthetic sequences"),
     "synthetic": ("turbonext.commands.synthetic", "cli_main", "write the synthetic benchmark dataset"),
     "push": ("turbonext.commands.push", "cli_main", "upload a pipeline folder (with its model card) to the Hub"),
+    "convert": ("turbonext.commands.convert", "cli_main",
+                "convert Moore-AnimateAnyone / MusePose / RAIN weights into a pipeline folder"),
 }
 
 

@@ -10,6 +10,11 @@ features are added after the ReferenceNet's ``conv_in``. The reference tokens an
 then carry the same body-part code, so reference attention can match "left forearm" to "left
 forearm" by pose rather than infer body parts from the reference's pixels alone (UniAnimate feeds
 the reference pose for the same reason). Zero-initialised: switching it on changes nothing until trained.
+
+``layout="animate_anyone"`` builds the pose guider of the AnimateAnyone family (Moore-AnimateAnyone, MusePose,
+RAIN) instead, so their checkpoints load key for key: a 3x3 ``conv_in`` to ``block_out_channels[0]``, then per
+level a 3x3 conv and a 3x3 stride-2 conv to the next width (``blocks``), SiLU after every conv, and a
+zero-initialised 3x3 ``conv_out`` to ``out_channels``; with 4 widths (16, 32, 96, 256) that is 3 halvings, 1/8.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
+import torch.nn.functional as F
 from torch import nn
 
 
-__all__ = ["PoseGuider", "ModelMixin", "ConfigMixin"]
+__all__ = ["PoseGuider", "ModelMixin", "ConfigMixin", "POSE_GUIDER_LAYOUTS"]
+
+POSE_GUIDER_LAYOUTS = ("turbonext", "animate_anyone")  # PoseGuider(layout=...): ours, or the AnimateAnyone family's
 
 
 class PoseGuider(ModelMixin, ConfigMixin):
@@ -40,8 +48,17 @@ class PoseGuider(ModelMixin, ConfigMixin):
         block_out_channels: tuple[int, ...] = (32, 64, 128),
         out_channels: int = 320,
         reference_features: bool = False,
+        layout: str = "turbonext",
     ):
         super().__init__()
+        if layout not in POSE_GUIDER_LAYOUTS:
+            raise ValueError(f"layout must be one of {POSE_GUIDER_LAYOUTS}, got {layout!r}.")
+        if layout == "animate_anyone":
+            if reference_features:
+                raise ValueError("the animate_anyone pose guider layout has no reference branch "
+                                 "(reference_features=True is a turbonext-layout option).")
+            self._build_animate_anyone(conditioning_channels, tuple(block_out_channels), out_channels)
+            return
         layers: list[nn.Module] = []
         in_ch = conditioning_channels
         for ch in block_out_channels:  # each halves H and W: 3 of them give 1/8
@@ -57,8 +74,20 @@ class PoseGuider(ModelMixin, ConfigMixin):
             nn.init.zeros_(self.reference_zero_conv.weight)
             nn.init.zeros_(self.reference_zero_conv.bias)
 
+    def _build_animate_anyone(self, conditioning_channels: int, widths: tuple[int, ...], out_channels: int) -> None:
+        self.conv_in = nn.Conv2d(conditioning_channels, widths[0], kernel_size=3, padding=1)
+        self.blocks = nn.ModuleList()
+        for width, next_width in zip(widths[:-1], widths[1:]):  # each level: keep, then halve H and W
+            self.blocks.append(nn.Conv2d(width, width, kernel_size=3, padding=1))
+            self.blocks.append(nn.Conv2d(width, next_width, kernel_size=3, padding=1, stride=2))
+        self.conv_out = nn.Conv2d(widths[-1], out_channels, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
     @property
     def downscale_factor(self) -> int:
+        if self.config.layout == "animate_anyone":
+            return 2 ** (len(self.config.block_out_channels) - 1)
         return 2 ** len(self.config.block_out_channels)
 
     @property
@@ -75,6 +104,11 @@ class PoseGuider(ModelMixin, ConfigMixin):
 
     def forward(self, pose: torch.Tensor) -> torch.Tensor:
         self._check(pose)
+        if self.config.layout == "animate_anyone":
+            x = F.silu(self.conv_in(pose))
+            for conv in self.blocks:
+                x = F.silu(conv(x))
+            return self.conv_out(x)  # (N, out_channels, H/8, W/8)
         return self.zero_conv(self.encoder(pose))  # (N, out_channels, H/8, W/8)
 
     @apply_forward_hook  # under model CPU offload, moves the guider to the accelerator like forward() does

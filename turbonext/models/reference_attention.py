@@ -88,6 +88,8 @@ class ReferenceCache:
 
     ``tokens[name]``: (B_ref, N, C) input of ReferenceNet's self-attention ``name``.
     ``kv[name]``: (key, value), each (B_ref, N, inner_dim), projected by the main UNet's layer ``name``.
+    ``context``: the cross-attention context the ReferenceNet ran with, (B_ref, L, D), kept for models whose
+    context comes from the reference image itself (an image-prompt encoder) so every denoiser call reuses it.
     ``key``: identifies the reference (content hash, prompt, pose, the weights that made the tokens).
     ``kv_fingerprint``: the main UNet's projections, device and dtype the K/V were computed with.
     ``inputs``: what the pipeline made it from (image, pose, prompt), to make it again when weights change.
@@ -98,6 +100,7 @@ class ReferenceCache:
     key: str | None = None
     kv_fingerprint: str | None = None
     inputs: tuple | None = field(default=None, repr=False)
+    context: torch.Tensor | None = field(default=None, repr=False)
 
     @staticmethod
     def projection_fingerprint(unet: torch.nn.Module, device: torch.device | str | None = None) -> str:
@@ -133,21 +136,27 @@ class ReferenceCache:
     def to(self, device=None, dtype=None, **kwargs) -> "ReferenceCache":
         """Move the tensors (accelerate's offload hooks call this on every UNet call: then it is a no-op)."""
         tensors = list(self.tokens.values()) + [t for pair in self.kv.values() for t in pair]
+        tensors += [self.context] if self.context is not None else []
         if all(_on(t, device) and (dtype is None or t.dtype == dtype) for t in tensors):
             return self
         self.tokens = {n: t.to(device=device, dtype=dtype) for n, t in self.tokens.items()}
         self.kv = {n: (k.to(device=device, dtype=dtype), v.to(device=device, dtype=dtype)) for n, (k, v) in self.kv.items()}
+        if self.context is not None:
+            self.context = self.context.to(device=device, dtype=dtype)
         self.kv_fingerprint = None  # recomputed (or confirmed) on the next use
         return self
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """Flat tensor dict (safetensors-friendly) of the captured tokens."""
-        return {f"tokens.{n}": t.contiguous() for n, t in self.tokens.items()}
+        """Flat tensor dict (safetensors-friendly) of the captured tokens (and the context, when kept)."""
+        state = {f"tokens.{n}": t.contiguous() for n, t in self.tokens.items()}
+        if self.context is not None:
+            state["context"] = self.context.contiguous()
+        return state
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor], key: str | None = None) -> "ReferenceCache":
         tokens = {n[len("tokens.") :]: t for n, t in state.items() if n.startswith("tokens.")}
-        return cls(tokens=tokens, key=key)
+        return cls(tokens=tokens, key=key, context=state.get("context"))
 
 
 def _on(tensor: torch.Tensor, device) -> bool:
@@ -179,7 +188,8 @@ class PassThroughProcessor(AttnProcessor2_0):
     it accepts the reference keyword arguments that every transformer block passes on, and ignores them."""
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 reference: ReferenceCache | None = None, reference_out: ReferenceCache | None = None):
+                 reference: ReferenceCache | None = None, reference_out: ReferenceCache | None = None,
+                 reference_skip_rows: int = 0):
         return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
@@ -190,7 +200,8 @@ class ReferenceWriteProcessor(PassThroughProcessor):
         self.name = name
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 reference: ReferenceCache | None = None, reference_out: ReferenceCache | None = None):
+                 reference: ReferenceCache | None = None, reference_out: ReferenceCache | None = None,
+                 reference_skip_rows: int = 0):
         if reference_out is not None:
             reference_out.tokens[self.name] = hidden_states  # (B_ref, N, C)
         return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
@@ -213,13 +224,27 @@ class ReferenceReadProcessor(PassThroughProcessor):
         return attn.to_k(tokens), attn.to_v(tokens)  # trainable path: projections carry gradients
 
     def __call__(self, attn: Attention, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None,
-                 reference: ReferenceCache | None = None, reference_out: ReferenceCache | None = None):
+                 reference: ReferenceCache | None = None, reference_out: ReferenceCache | None = None,
+                 reference_skip_rows: int = 0):
         ref = self._reference_kv(attn, reference)
         if ref is None or encoder_hidden_states is not None:
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         if attention_mask is not None or attn.group_norm is not None or attn.spatial_norm is not None:
             raise NotImplementedError("reference attention supports plain self-attention layers (SD1.5 attn1)")
+        if reference_skip_rows:
+            # the first rows (classifier-free guidance's unconditional half, in the AnimateAnyone family) attend
+            # to their own tokens only; the reference K/V serve the remaining rows
+            skip = int(reference_skip_rows)
+            if not 0 < skip < hidden_states.shape[0]:
+                raise ValueError(f"reference_skip_rows={skip} must leave rows on both sides of a batch of "
+                                 f"{hidden_states.shape[0]}")
+            plain = super().__call__(attn, hidden_states[:skip], None, None, temb)
+            reading = self._read(attn, hidden_states[skip:], ref)
+            return torch.cat([plain, reading])
+        return self._read(attn, hidden_states, ref)
 
+    @staticmethod
+    def _read(attn: Attention, hidden_states: torch.Tensor, ref) -> torch.Tensor:
         batch = hidden_states.shape[0]  # hidden_states (B*F, N, C), frames of one clip contiguous: b*F + f
         k_ref, v_ref = ref  # (B_ref, N_ref, inner)
         if k_ref.shape[0] == 1:

@@ -30,15 +30,33 @@ from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotion
 from diffusers.utils import apply_lora_scale
 
 
-__all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin", "STREAM_SCHEDULES"]
+__all__ = ["TurboNextUNetMotionModel", "ModelMixin", "ConfigMixin", "STREAM_SCHEDULES", "MOTION_NORMS", "PerFrameGroupNorm"]
 
 STREAM_SCHEDULES = ("uniform", "staggered")  # how a live stream may lay out this model's window (config.stream_schedule)
+MOTION_NORMS = ("joint", "per_frame")  # how the motion modules' GroupNorm pools statistics (config.motion_norm)
+
+
+class PerFrameGroupNorm(torch.nn.GroupNorm):
+    """GroupNorm whose statistics are taken per frame on (B, C, F, H, W) input, as the original AnimateDiff
+    motion module (and the AnimateAnyone family trained on it) computes them; diffusers' motion modules pool
+    them over all frames. Same parameters (``weight``, ``bias``) as the GroupNorm it replaces."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            return super().forward(x)
+        b, c, f, h, w = x.shape
+        y = super().forward(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w))
+        return y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
 
 class TurboNextUNetMotionModel(UNetMotionModel):
     """``UNetMotionModel`` whose forward takes per-frame timesteps and additive pose features.
 
-    One config entry beyond ``UNetMotionModel``'s: ``stream_schedule``, what the model was trained for and
+    ``motion_norm``: "joint" (diffusers' motion modules: GroupNorm statistics over all frames of a window) or
+    "per_frame" (the original AnimateDiff code's, which the AnimateAnyone family was trained with; converted
+    checkpoints of that family set it so they compute what they were trained to compute).
+
+    Another config entry beyond ``UNetMotionModel``'s: ``stream_schedule``, what the model was trained for and
     therefore how :class:`~turbonext.streaming.StreamSession` lays out its window by default. "uniform" (the
     default: models trained with one noise level per clip, converted public checkpoints): every frame being
     denoised shares a level, finished frames serve as context. "staggered": the window holds frames at
@@ -46,11 +64,24 @@ class TurboNextUNetMotionModel(UNetMotionModel):
     ``training/``).
     """
 
-    def __init__(self, *args, stream_schedule: str = "uniform", **kwargs):
+    def __init__(self, *args, stream_schedule: str = "uniform", motion_norm: str = "joint", **kwargs):
         if stream_schedule not in STREAM_SCHEDULES:
             raise ValueError(f"stream_schedule must be one of {STREAM_SCHEDULES}, got {stream_schedule!r}.")
+        if motion_norm not in MOTION_NORMS:
+            raise ValueError(f"motion_norm must be one of {MOTION_NORMS}, got {motion_norm!r}.")
         super().__init__(*args, **kwargs)  # UNetMotionModel's own @register_to_config records its arguments
-        self.register_to_config(stream_schedule=stream_schedule)
+        self.register_to_config(stream_schedule=stream_schedule, motion_norm=motion_norm)
+        if motion_norm == "per_frame":
+            self._per_frame_motion_norms()
+
+    def _per_frame_motion_norms(self) -> None:
+        """Swap every motion module's input GroupNorm for :class:`PerFrameGroupNorm` (weights kept)."""
+        for name, module in list(self.named_modules()):
+            if "motion_modules" in name and type(module) is torch.nn.GroupNorm:
+                parent, _, attr = name.rpartition(".")
+                norm = PerFrameGroupNorm(module.num_groups, module.num_channels, module.eps, module.affine)
+                norm.load_state_dict(module.state_dict())
+                setattr(self.get_submodule(parent), attr, norm.to(module.weight.device, module.weight.dtype))
 
     def _frame_timesteps(self, timestep, batch: int, num_frames: int, device) -> torch.Tensor:
         """Timesteps per frame, shape (B, F), from a scalar, (B,) or (B, F); a leading 1 broadcasts."""
@@ -209,15 +240,16 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         return UNetMotionOutput(sample=sample)
 
 
-def _with_stream_schedule(init, parent_init):
-    """Give ``init`` the parent's signature plus ``stream_schedule``: diffusers' ``from_config`` passes a
-    saved config entry to ``__init__`` only when the signature names it."""
+def _with_own_config(init, parent_init):
+    """Give ``init`` the parent's signature plus ``stream_schedule`` and ``motion_norm``: diffusers'
+    ``from_config`` passes a saved config entry to ``__init__`` only when the signature names it."""
     signature = inspect.signature(parent_init)
     params = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     params.append(inspect.Parameter("stream_schedule", inspect.Parameter.KEYWORD_ONLY, default="uniform",
                                     annotation=str))
+    params.append(inspect.Parameter("motion_norm", inspect.Parameter.KEYWORD_ONLY, default="joint", annotation=str))
     init.__signature__ = signature.replace(parameters=params)
     return init
 
 
-_with_stream_schedule(TurboNextUNetMotionModel.__init__, UNetMotionModel.__init__)
+_with_own_config(TurboNextUNetMotionModel.__init__, UNetMotionModel.__init__)

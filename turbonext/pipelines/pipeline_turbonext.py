@@ -15,7 +15,7 @@ from diffusers.schedulers import SchedulerMixin
 from diffusers.utils import logging, replace_example_docstring, scale_lora_layers, unscale_lora_layers
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
 from turbonext.loaders.assemble import assemble_pipeline
 from turbonext.loaders.hub import DEFAULT_LCM_LORA, DEMO_MODEL_NAME, resolve_pretrained_path
@@ -75,10 +75,26 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         pose_guider ([`PoseGuider`]): pose maps -> features added after the UNet's ``conv_in``.
         scheduler ([`SchedulerMixin`]): ``LCMScheduler`` for few-step sampling, or any diffusers scheduler.
         encoder_vae ([`AutoencoderKL`], *optional*): encodes the reference instead of ``vae``.
+        image_encoder ([`~transformers.CLIPVisionModelWithProjection`], *optional*): image-prompt conditioning
+            (as sd-image-variations and the AnimateAnyone family): the reference image's projected CLIP
+            embedding, (1, 1, D), is the cross-attention context of both UNets instead of text; the
+            unconditional context of classifier-free guidance is zeros. ``text_encoder`` and ``tokenizer``
+            are then unused (and may be None).
+        feature_extractor ([`~transformers.CLIPImageProcessor`], *optional*): the image encoder's preprocessing.
+        reference_in_uncond (`bool`, defaults to True): under classifier-free guidance, whether the
+            unconditional rows read the reference too (turbonext's models); the AnimateAnyone family's do not.
+        embedded_guidance_scale (`float`, *optional*): for UNets with a guidance-scale embedding
+            (``time_cond_proj_dim``, LCM-distilled), the ``w`` it is fed when ``guidance_scale`` is not > 1
+            (RAIN: 2.5).
+        pose_style (`str`, defaults to "turbonext"): how this model's pose maps are drawn
+            (``turbonext.pose.render_pose(..., style=pipe.config.pose_style)``).
+        stream_update (`str`, defaults to "lcm"): the per-frame update of :meth:`stream` ("lcm", or "ddim" for
+            models sampled with DDIM, as the AnimateAnyone family's); see
+            :class:`~turbonext.schedulers.scheduling_staggered_lcm.StaggeredLCMSchedule`.
     """
 
-    model_cpu_offload_seq = "text_encoder->encoder_vae->reference_unet->pose_guider->unet->vae"
-    _optional_components = ["encoder_vae"]
+    model_cpu_offload_seq = "text_encoder->image_encoder->encoder_vae->reference_unet->pose_guider->unet->vae"
+    _optional_components = ["encoder_vae", "image_encoder", "feature_extractor", "text_encoder", "tokenizer"]
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
@@ -91,12 +107,27 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         pose_guider: PoseGuider,
         scheduler: SchedulerMixin,
         encoder_vae: AutoencoderKL | None = None,
+        image_encoder: CLIPVisionModelWithProjection | None = None,
+        feature_extractor: CLIPImageProcessor | None = None,
+        reference_in_uncond: bool = True,
+        embedded_guidance_scale: float | None = None,
+        pose_style: str = "turbonext",
+        stream_update: str = "lcm",
     ):
         super().__init__()
+        if text_encoder is None and image_encoder is None:
+            raise ValueError("a TurboNextPipeline needs a text_encoder (text conditioning) or an image_encoder "
+                             "(the reference image's CLIP embedding as conditioning).")
+        if image_encoder is not None and feature_extractor is None:
+            feature_extractor = CLIPImageProcessor()  # CLIP's own defaults: 224 px, CLIP mean and std
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, reference_unet=reference_unet,
-            pose_guider=pose_guider, scheduler=scheduler, encoder_vae=encoder_vae,
+            pose_guider=pose_guider, scheduler=scheduler, encoder_vae=encoder_vae, image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
         )
+        self.register_to_config(reference_in_uncond=bool(reference_in_uncond),
+                                embedded_guidance_scale=embedded_guidance_scale, pose_style=pose_style,
+                                stream_update=stream_update)
         # The processors are stateless (the reference travels with each UNet call), so UNets shared with
         # another pipeline keep working for both; this pipeline's reference lives here only.
         install_reference_processors(reference_unet, "write")
@@ -220,7 +251,43 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         """(1, 77, D) text conditioning from ``prompt_embeds`` or ``prompt`` ("" when both are None)."""
         if prompt_embeds is not None:
             return prompt_embeds.to(device)
+        if self.text_encoder is None:
+            raise ValueError("this pipeline has no text encoder: it is conditioned on the reference image "
+                             "(image_encoder); prompts are not used.")
         return self.encode_prompt(prompt or "", device)
+
+    @property
+    def image_conditioned(self) -> bool:
+        """Whether the cross-attention context is the reference image's CLIP embedding (an ``image_encoder``)."""
+        return getattr(self, "image_encoder", None) is not None
+
+    @torch.no_grad()
+    def encode_reference_image(self, image: torch.Tensor, device) -> torch.Tensor:
+        """The reference (3, H, W) in [0, 1] -> its projected CLIP image embedding as context, (1, 1, D).
+
+        The image goes through ``feature_extractor`` as an 8-bit picture, as the AnimateAnyone family feeds
+        its PIL reference (resize to 224 on the short side, centre crop, CLIP normalisation)."""
+        pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        inputs = self.feature_extractor(images=pixels, return_tensors="pt").pixel_values
+        embeds = self.image_encoder(inputs.to(device, self.image_encoder.dtype)).image_embeds  # (1, D)
+        return embeds.unsqueeze(1)  # (1, 1, D)
+
+    def _context(self, ref: torch.Tensor, prompt: str | None, prompt_embeds: torch.Tensor | None, device) -> torch.Tensor:
+        """The cross-attention context for reference ``ref``: its image embedding (image-conditioned models)
+        or the text (others)."""
+        if self.image_conditioned:
+            return self.encode_reference_image(ref, device)
+        return self._prompt_embeds(prompt, prompt_embeds, device)
+
+    def guidance_embedding(self, guidance_scale: float, device, dtype) -> torch.Tensor | None:
+        """``timestep_cond`` (1, D) for UNets with a guidance-scale embedding (``time_cond_proj_dim``; None for
+        others): the sinusoidal embedding of ``w * 1000`` (LCM distillation's), ``w = guidance_scale - 1`` when
+        ``guidance_scale > 1`` (diffusers' LCM convention), else ``embedded_guidance_scale`` from the config."""
+        dim = self.unet.config.time_cond_proj_dim
+        if dim is None:
+            return None
+        w = guidance_scale - 1 if guidance_scale > 1 else (self.config.embedded_guidance_scale or 0.0)
+        return guidance_scale_embedding(torch.tensor([float(w)]), dim).to(device, dtype)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> scaled latents (N, 4, H/8, W/8), with the encoder VAE's own scaling."""
@@ -263,7 +330,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         text encoder, the pose guider's reference branch): a changed weight or LoRA changes it."""
         vae = self.encoder_vae if self.encoder_vae is not None else self.vae
         guider = self.pose_guider if self.reads_reference_pose else None
-        return weights_fingerprint(self.reference_unet, vae, self.text_encoder, guider)
+        return weights_fingerprint(self.reference_unet, vae, self.text_encoder, guider, getattr(self, "image_encoder", None))
 
     @staticmethod
     def _reference_key(image: torch.Tensor, prompt: str | None, prompt_embeds: torch.Tensor | None,
@@ -311,7 +378,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         weights = self.reference_fingerprint()
         key = self._reference_key(ref, prompt, prompt_embeds, ref_pose, weights)
         if cache is None or cache.key != key:
-            text = self._prompt_embeds(prompt, prompt_embeds, device)  # (1, 77, D)
+            text = self._context(ref, prompt, prompt_embeds, device)  # (1, 77, D) text, or (1, 1, D) image
             cache = self._run_reference(ref, text, ref_pose, key, weights, feature_cache, device)
         cache.inputs = inputs  # to redo it when the weights change
         cache.refresh_kv(self.unet, device)
@@ -332,6 +399,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             pose_features = self.pose_guider.encode_reference(ref_pose[None].to(device, self.pose_guider.dtype))
         cache = run_reference_net(self.reference_unet, latents, text.to(dtype), pose_features)
         cache.key = key
+        if self.image_conditioned:
+            cache.context = text  # every denoiser call's context comes from this reference
+
         if disk_key is not None:
             feature_cache.save_tensors(disk_key, cache.state_dict())
         return cache
@@ -397,6 +467,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 raise ValueError(REFERENCE_POSE_REQUIRED)
         if prompt is not None and prompt_embeds is not None:
             raise ValueError("pass prompt or prompt_embeds, not both.")
+        if self.image_conditioned and any(v is not None for v in (prompt, negative_prompt, prompt_embeds,
+                                                                  negative_prompt_embeds)):
+            raise ValueError("this model is conditioned on the reference image (it has an image_encoder): prompts "
+                             "and prompt embeddings are not used; pass only the reference image and poses.")
         if negative_prompt is not None and negative_prompt_embeds is not None:
             raise ValueError("pass negative_prompt or negative_prompt_embeds, not both.")
         for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
@@ -427,7 +501,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     @property
     def do_classifier_free_guidance(self) -> bool:
-        return self._guidance_scale > 1.0
+        # a UNet with a guidance-scale embedding (LCM-distilled) has the guidance built in: no second batch half
+        return self._guidance_scale > 1.0 and self.unet.config.time_cond_proj_dim is None
 
     @property
     def cross_attention_kwargs(self) -> dict[str, Any] | None:
@@ -483,7 +558,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             num_inference_steps (`int`, defaults to 4):
                 Denoising steps (4 with LCM-LoRA / ``LCMScheduler``).
             guidance_scale (`float`, defaults to 1.0):
-                Classifier-free guidance on the prompt; values > 1 enable it.
+                Classifier-free guidance (on the prompt, or on the reference image's embedding for image-conditioned
+                models); values > 1 enable it. For UNets with a guidance-scale embedding (LCM-distilled, e.g.
+                RAIN) there is no second pass: ``w = guidance_scale - 1`` is embedded instead (default: the
+                config's ``embedded_guidance_scale``).
             generator (`torch.Generator`, *optional*):
                 For deterministic noise.
             latents (`torch.Tensor`, *optional*):
@@ -554,13 +632,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 unscale_lora_layers(self.unet, lora_scale)
         attention_kwargs = {**(cross_attention_kwargs or {}), "reference": reference}
 
-        # 4. text (1, 77, D); with guidance [negative; positive] (2, 77, D)
-        prompt_embeds = self._prompt_embeds(prompt, prompt_embeds, device).to(dtype)
+        # 4. context: text (1, 77, D), or the reference's image embedding (1, 1, D) for image-conditioned models;
+        #    with guidance [negative; positive] (2, L, D), the image models' negative being zeros
+        if self.image_conditioned:
+            prompt_embeds = self.reference_state.cache.context.to(device, dtype)
+            negative_prompt_embeds = torch.zeros_like(prompt_embeds)
+        else:
+            prompt_embeds = self._prompt_embeds(prompt, prompt_embeds, device).to(dtype)
         if self.do_classifier_free_guidance:
-            negative_prompt_embeds = self._prompt_embeds(negative_prompt, negative_prompt_embeds, device).to(dtype)
+            if not self.image_conditioned:
+                negative_prompt_embeds = self._prompt_embeds(negative_prompt, negative_prompt_embeds, device).to(dtype)
             text = torch.cat([negative_prompt_embeds, prompt_embeds])
         else:
             text = prompt_embeds
+        timestep_cond = self.guidance_embedding(guidance_scale, device, dtype)  # (1, D') or None
 
         # 5. timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -589,11 +674,15 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                     frames = slice(window.start, window.stop)
                     count = len(window)
                     model_in = self.scheduler.scale_model_input(latents[:, :, frames], t).repeat(rows, 1, 1, 1, 1)
+                    call_kwargs = attention_kwargs
+                    if rows == 2 and reference is not None and not self.config.reference_in_uncond:
+                        call_kwargs = {**attention_kwargs, "reference_skip_rows": count}  # the unconditional half
                     pred = self.unet(
                         model_in, t,
-                        encoder_hidden_states=text.repeat_interleave(count, dim=0),  # (rows*count, 77, D)
+                        encoder_hidden_states=text.repeat_interleave(count, dim=0),  # (rows*count, L, D)
+                        timestep_cond=None if timestep_cond is None else timestep_cond.expand(rows, -1),
                         pose_features=pose_features[frames].repeat(rows, 1, 1, 1),
-                        cross_attention_kwargs=attention_kwargs,
+                        cross_attention_kwargs=call_kwargs,
                         return_dict=False,
                     )[0].float()
                     if self.do_classifier_free_guidance:
@@ -620,6 +709,19 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if not return_dict:
             return (video,)
         return TurboNextPipelineOutput(frames=video)
+
+
+def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:
+    """(N,) guidance weights -> (N, embedding_dim): sin/cos features of ``w * 1000`` at geometric frequencies,
+    the embedding LCM-distilled UNets were trained with (arXiv 2310.04378)."""
+    w = w.float() * 1000.0
+    half = embedding_dim // 2
+    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(torch.log(torch.tensor(10000.0)) / (half - 1)))
+    emb = w[:, None] * freqs[None, :]
+    emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=1)
+    if embedding_dim % 2:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb
 
 
 def _lora_state(model: torch.nn.Module) -> dict:

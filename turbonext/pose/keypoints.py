@@ -3,6 +3,10 @@
 Every detector in :mod:`turbonext.pose.detectors` returns a list of :class:`Person`; the renderer
 (:func:`turbonext.pose.render.render_pose`) and the data-preparation code consume them. Keypoints
 are always in pixels of the image they were detected in, with a confidence in [0, 1].
+
+A :class:`Person` may also carry hands (2 x 21 keypoints) and a face (68 landmarks), in the
+COCO-WholeBody / DWPose layouts. turbonext's detectors fill neither; a caller that runs a whole-body
+or face-landmark detector of its own can attach them, and the ``"openpose"`` style draws them.
 """
 
 from __future__ import annotations
@@ -42,6 +46,49 @@ FLIP_INDEX: tuple[int, ...] = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13,
 
 BBox = tuple[float, float, float, float]
 
+#: The 18 OpenPose body keypoints, in the order DWPose / ControlNet pose maps use (the neck is not a COCO
+#: keypoint: :func:`coco_to_openpose` makes it the midpoint of the shoulders).
+OPENPOSE_KEYPOINTS: tuple[str, ...] = (
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+)
+#: ``COCO_TO_OPENPOSE[j]`` is the COCO-17 index of OpenPose keypoint ``j`` (-1 for the neck).
+COCO_TO_OPENPOSE: tuple[int, ...] = tuple(
+    -1 if name == "neck" else KEYPOINT_INDEX[name] for name in OPENPOSE_KEYPOINTS
+)
+#: Keypoints per hand: wrist, then 4 per finger from the thumb to the little finger (COCO-WholeBody order).
+NUM_HAND_KEYPOINTS = 21
+#: Face landmarks: the 68-point iBUG / 300-W layout (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
+#: mouth 48-67), also COCO-WholeBody's face order.
+NUM_FACE_LANDMARKS = 68
+#: ``FACE_FLIP_INDEX[i]`` is the landmark that ``i`` becomes in a horizontally mirrored image.
+FACE_FLIP_INDEX: tuple[int, ...] = (
+    tuple(range(16, -1, -1))  # jaw
+    + tuple(range(26, 16, -1))  # brows
+    + (27, 28, 29, 30)  # nose bridge
+    + (35, 34, 33, 32, 31)  # nose bottom
+    + (45, 44, 43, 42, 47, 46)  # one eye -> the other
+    + (39, 38, 37, 36, 41, 40)
+    + (54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55)  # outer lips
+    + (64, 63, 62, 61, 60, 67, 66, 65)  # inner lips
+)
+
 
 def _as_keypoint_array(keypoints: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
     """Validate and convert keypoints to a float32 array of shape (17, 3)."""
@@ -56,6 +103,39 @@ def _as_keypoint_array(keypoints: np.ndarray | Sequence[Sequence[float]]) -> np.
     return array
 
 
+def _as_points(points: np.ndarray | Sequence, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Validate optional hand / face points: float32 of ``shape + (3,)``; xy only means confidence 1."""
+    array = np.asarray(points, dtype=np.float32)
+    if array.shape == shape + (2,):
+        array = np.concatenate([array, np.ones(shape + (1,), np.float32)], axis=-1)
+    if array.shape != shape + (3,):
+        dims = ", ".join(str(d) for d in shape)
+        raise ValueError(
+            f"{what} must have shape ({dims}, 3) holding x px, y px, confidence (or ({dims}, 2)); "
+            f"got shape {array.shape}."
+        )
+    return array
+
+
+def coco_to_openpose(keypoints: np.ndarray | Sequence[Sequence[float]], threshold: float = 0.3) -> np.ndarray:
+    """COCO-17 keypoints (17, 3) -> OpenPose-18 keypoints (18, 3), in :data:`OPENPOSE_KEYPOINTS` order.
+
+    The neck is the midpoint of the two shoulders when both have a confidence above ``threshold`` (as
+    DWPose builds it); its confidence is then the smaller of the two, else it is missing (0, 0, 0).
+    """
+    kp = _as_keypoint_array(keypoints)
+    out = np.zeros((len(OPENPOSE_KEYPOINTS), 3), np.float32)
+    for j, i in enumerate(COCO_TO_OPENPOSE):
+        if i >= 0:
+            out[j] = kp[i]
+    left, right = kp[KEYPOINT_INDEX["left_shoulder"]], kp[KEYPOINT_INDEX["right_shoulder"]]
+    if left[2] > threshold and right[2] > threshold:
+        neck = OPENPOSE_KEYPOINTS.index("neck")
+        out[neck, :2] = (left[:2] + right[:2]) / np.float32(2)
+        out[neck, 2] = min(left[2], right[2])
+    return out
+
+
 @dataclass
 class Person:
     """One detected person.
@@ -64,11 +144,18 @@ class Person:
         keypoints: float32 array (17, 3): x in pixels, y in pixels, confidence in [0, 1], COCO order.
         score: the detector's confidence that this is a person (1.0 when unknown).
         bbox: optional (x0, y0, x1, y1) box in pixels; see :meth:`box` for a fallback.
+        hands: optional float32 array (2, 21, 3), the person's [left hand, right hand], each 21 keypoints
+            (x px, y px, confidence) in COCO-WholeBody / OpenPose hand order; a missing hand has
+            confidence 0. turbonext's detectors leave it None (body only).
+        face: optional float32 array (68, 3): 68 face landmarks (x px, y px, confidence), iBUG order.
+            turbonext's detectors leave it None.
     """
 
     keypoints: np.ndarray
     score: float = 1.0
     bbox: BBox | None = field(default=None)
+    hands: np.ndarray | None = field(default=None)
+    face: np.ndarray | None = field(default=None)
 
     def __post_init__(self) -> None:
         self.keypoints = _as_keypoint_array(self.keypoints)
@@ -77,6 +164,10 @@ class Person:
             if len(self.bbox) != 4:
                 raise ValueError(f"bbox must be (x0, y0, x1, y1); got {self.bbox!r}.")
             self.bbox = tuple(float(v) for v in self.bbox)  # type: ignore[assignment]
+        if self.hands is not None:
+            self.hands = _as_points(self.hands, (2, NUM_HAND_KEYPOINTS), "hands ([left, right] x 21 keypoints)")
+        if self.face is not None:
+            self.face = _as_points(self.face, (NUM_FACE_LANDMARKS,), "face (68 landmarks)")
 
     # ----------------------------------------------------------------- accessors
     @property
@@ -128,7 +219,15 @@ class Person:
         if self.bbox is not None:
             x0, y0, x1, y1 = self.bbox
             bbox = (x0 * sx + offset[0], y0 * sy + offset[1], x1 * sx + offset[0], y1 * sy + offset[1])
-        return Person(kp, self.score, bbox)
+        extra = {}
+        for name in ("hands", "face"):
+            points = getattr(self, name)
+            if points is not None:
+                points = points.copy()
+                points[..., 0] = points[..., 0] * sx + offset[0]
+                points[..., 1] = points[..., 1] * sy + offset[1]
+                extra[name] = points
+        return Person(kp, self.score, bbox, **extra)
 
     def flipped(self, width: float) -> "Person":
         """The same person in an image mirrored left-right (left and right keypoints swap names)."""
@@ -138,12 +237,23 @@ class Person:
         if self.bbox is not None:
             x0, y0, x1, y1 = self.bbox
             bbox = (width - x1, y0, width - x0, y1)
-        return Person(kp, self.score, bbox)
+        extra = {}
+        if self.hands is not None:  # the left hand becomes the right one
+            extra["hands"] = self.hands[::-1].copy()
+        if self.face is not None:
+            extra["face"] = self.face[list(FACE_FLIP_INDEX)].copy()
+        for points in extra.values():
+            points[..., 0] = width - points[..., 0]
+        return Person(kp, self.score, bbox, **extra)
 
     @classmethod
     def from_array(cls, keypoints: np.ndarray, score: float = 1.0, bbox: BBox | None = None) -> "Person":
         """Build from a (17, 3) or (17, 2) array."""
         return cls(np.array(keypoints, dtype=np.float32, copy=True), score, bbox)
+
+    def openpose(self, threshold: float = 0.3) -> np.ndarray:
+        """The body as OpenPose-18 keypoints (18, 3); see :func:`coco_to_openpose`."""
+        return coco_to_openpose(self.keypoints, threshold)
 
 
 def people_to_array(people: Iterable[Person]) -> np.ndarray:

@@ -119,7 +119,8 @@ class StreamSession:
         self.context = window - frames_per_level * (1 if uniform else num_inference_steps)
         self.device, self.dtype = pipe._execution_device, pipe.unet.dtype  # under CPU offload: the accelerator
         self.generator = _device_generator(generator, self.device)  # noise is drawn where it is used
-        self.schedule = StaggeredLCMSchedule(pipe.scheduler.config, num_inference_steps, device=self.device)
+        self.schedule = StaggeredLCMSchedule(pipe.scheduler.config, num_inference_steps, device=self.device,
+                                             update=getattr(pipe.config, "stream_update", "lcm"))
         # dynamic=False: every window size gets its own static-shape graph. Without it a second session with
         # another window would make dynamo retrace the frame dimension as symbolic (slower kernels, no gain).
         self.unet = pipe.unet if not compile else torch.compile(
@@ -141,7 +142,9 @@ class StreamSession:
             # LCM coefficients of the denoising slots (the last K*m), each (1, 1, K*m, 1, 1)
             self.coefficients = self.schedule.frame_coefficients(level[self.context:].to(self.device))
         self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
-        self.text = pipe.encode_prompt(prompt, self.device).to(self.dtype).expand(window, -1, -1).contiguous()
+        self.text = self._context(reference).to(self.dtype).expand(window, -1, -1).contiguous()
+        # a UNet with a guidance-scale embedding (LCM-distilled, e.g. RAIN) gets it at every call
+        self.timestep_cond = pipe.guidance_embedding(1.0, self.device, self.dtype)
         self.profiler = None  # a turbonext.streaming.profiler.TickProfiler to time each section of every tick
         self.reset()
 
@@ -162,10 +165,19 @@ class StreamSession:
     def set_reference(self, image, prompt: str | None = None, reference_pose=None) -> None:
         """Change the person: runs ReferenceNet once and restarts the stream. ``reference_pose``: the
         image's pose map, for models that read it (``pipe.reads_reference_pose``)."""
+        self.prompt = self.prompt if prompt is None else prompt
         self.reference = self.pipe.set_reference(
-            image, prompt=self.prompt if prompt is None else prompt, height=self._size[0] if self._size else None,
+            image, prompt=self.prompt, height=self._size[0] if self._size else None,
             width=self._size[1] if self._size else None, reference_pose=reference_pose)
+        self.text = self._context(self.reference).to(self.dtype).expand(self.window, -1, -1).contiguous()
         self.reset()
+
+    def _context(self, reference: ReferenceCache) -> torch.Tensor:
+        """The UNet's cross-attention context (1, L, D): the reference's image embedding for image-conditioned
+        models, else the prompt's text embedding."""
+        if self.pipe.image_conditioned:
+            return reference.context.to(self.device)
+        return self.pipe.encode_prompt(self.prompt, self.device)
 
     @torch.no_grad()
     def step(self, pose_frame) -> list:
@@ -301,7 +313,8 @@ class StreamSession:
             torch.compiler.cudagraph_mark_step_begin()
         reference = self.reference if self.pipe.reference_state.enabled else None
         return self.unet(latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
-                         cross_attention_kwargs={"reference": reference}, return_dict=False)[0]
+                         timestep_cond=self.timestep_cond, cross_attention_kwargs={"reference": reference},
+                         return_dict=False)[0]
 
     def _denoise_staggered(self, profiler) -> None:
         """One UNet call over the whole window with per-frame timesteps; every denoising frame one level on."""
