@@ -106,7 +106,8 @@ def build_models(source: CheckpointSource, arch: Architecture, empty: bool = Tru
     """reference_unet, unet and pose_guider of ``arch``: on the meta device (``empty``, to be filled with
     ``load_state_dict(..., assign=True)``) or randomly initialised."""
     def make():
-        reference_unet = UNet2DConditionModel(**arch.unet2d)
+        # the ReferenceNet runs once at timestep 0 and takes no guidance embedding (RAIN's has no cond_proj)
+        reference_unet = UNet2DConditionModel(**{k: v for k, v in arch.unet2d.items() if k != "time_cond_proj_dim"})
         layout = TurboNextUNetMotionModel.from_unet2d(UNet2DConditionModel(**arch.unet2d),
                                                       MotionAdapter(**arch.motion), load_weights=False)
         config = {k: v for k, v in layout.config.items() if not k.startswith("_")}
