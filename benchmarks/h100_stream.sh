@@ -9,6 +9,9 @@
 #   bash benchmarks/h100_stream.sh lowlatency # CUDA graphs, 3 and 2 steps, windows 8 and 4: the <= 100 ms p95 target
 #   bash benchmarks/h100_stream.sh layout     # CUDA graphs, window 16: the VAE in channels_last (a 34% decode gain on
 #                                             # a CPU, turbonext.load_for_inference applies it there only) vs default, one run
+#   bash benchmarks/h100_stream.sh arch       # the converted families' architectures (random weights, full size):
+#                                             # RAIN's own layout (4 levels x 4 frames, window 16, staggered) and
+#                                             # Moore-AnimateAnyone's in the uniform layout at 4 and 8 levels, eager
 #
 # Why a low-latency part: a frame is emitted num_inference_steps UNet calls after it enters, and a CUDA-graph
 # UNet call is >= 27 ms even at 4 frames (anchors.md), so 4 steps cannot reach p95 <= 100 ms at any window;
@@ -22,7 +25,7 @@
 #
 # Results land in $OUT (JSON, the markdown tables, the log); append the tables to BENCHMARKS.md here.
 set -euo pipefail
-part="${1:?usage: h100_stream.sh eager|graphs|lowlatency|layout}"
+part="${1:?usage: h100_stream.sh eager|graphs|lowlatency|layout|arch}"
 out="${OUT:-/tmp/turbonext-bench}"
 mkdir -p "$out"
 if [ -d .whl ]; then
@@ -48,5 +51,12 @@ case "$part" in
         --profile 60 $layout --json "$out/stream_layout${layout}.json" --markdown "$out/BENCHMARKS_h100.md" \
         2>&1 | tee -a "$out/layout.log"
     done ;;
-  *) echo "unknown part $part (eager|graphs|lowlatency|layout)" >&2; exit 2 ;;
+  arch)
+    python3 -m turbonext bench stream --arch rain --baselines b --compile none --steps 4 --window 16 \
+      --frames-per-level 4 --schedule staggered --profile 60 --json "$out/stream_arch_rain.json" \
+      --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/arch.log"
+    python3 -m turbonext bench stream --arch animate-anyone --baselines --compile none --steps 4 8 --window 16 \
+      --frames-per-level 8 4 --schedule uniform --json "$out/stream_arch_animate_anyone.json" \
+      --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee -a "$out/arch.log" ;;
+  *) echo "unknown part $part (eager|graphs|lowlatency|layout|arch)" >&2; exit 2 ;;
 esac

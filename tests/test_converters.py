@@ -226,3 +226,16 @@ def test_a_rain_layout_pipeline_streams_64_frames():
     assert len(out) == 64 and all(f.shape == (64, 64, 3) for f in out)
     assert session.stats.unet_calls == 64 // 4 + 3  # one call per group of 4, plus the 3 to drain the window
     assert np.isfinite(np.stack(out).astype(float)).all()
+
+
+def test_bench_stream_times_a_converted_architecture(tmp_path):
+    out = tmp_path / "bench.json"
+    assert cli(["bench", "stream", "--tiny", "--arch", "animate-anyone", "--baselines", "b", "--steps", "2",
+                "--window", "8", "--frames-per-level", "4", "--schedule", "uniform", "--frames", "4", "--warmup", "4",
+                "--fifo-frames", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert "animate-anyone architecture" in result["title"]
+    names = [r["name"] for r in result["rows"]]
+    assert names[0].startswith("(b)") and "uniform" in names[1] and result["rows"][1]["fps"] > 0
+    with pytest.raises(SystemExit, match="exclude each other"):
+        cli(["bench", "stream", "--arch", "rain", "--model", "turbonext-demo"])

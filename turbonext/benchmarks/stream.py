@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch._dynamo.utils import counters
 
+from turbonext.converters.build import build_random_pipeline as build_converted_random_pipeline
 from turbonext.jobs.reference import native_size
 from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.pipelines.presets import build_random_pipeline
@@ -98,10 +99,17 @@ def literal_fifo_frame(pipe, latents: torch.Tensor, text: torch.Tensor, features
     """
     pipe.scheduler.set_timesteps(steps, device=latents.device)
     x = latents
+    cond = pipe.guidance_embedding(1.0, latents.device, latents.dtype)  # LCM-distilled UNets with a guidance input
     for t in pipe.scheduler.timesteps:
-        eps = pipe.unet(x, t, encoder_hidden_states=text, pose_features=features, return_dict=False)[0]
+        eps = pipe.unet(x, t, encoder_hidden_states=text, pose_features=features, timestep_cond=cond,
+                        return_dict=False)[0]
         x = pipe.scheduler.step(eps, t, x, generator=generator, return_dict=False)[0]
     return pipe.decode_latents(x[:, :, -1:]).cpu()
+
+
+def _context(pipe, device) -> torch.Tensor:
+    """The cross-attention context: the current reference's image embedding, or the empty prompt's."""
+    return pipe.current_reference().context.to(device) if pipe.image_conditioned else pipe.encode_prompt("", device)
 
 
 @torch.no_grad()
@@ -111,7 +119,7 @@ def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames
     h = size // 8
     poses = torch.from_numpy(np.stack(_pose_frames(window, size))).permute(0, 3, 1, 2).float().div(255).to(device, dtype)
     features = pipe.pose_guider(poses)
-    text = pipe.encode_prompt("", device).to(dtype).expand(window, -1, -1)
+    text = _context(pipe, device).to(dtype).expand(window, -1, -1)
     latents = torch.randn(1, 4, window, h, h, device=device, dtype=dtype)
 
     def one_frame():
@@ -226,6 +234,8 @@ def load_bench_pipeline(args):
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     if args.model:
         pipe = TurboNextPipeline.from_pretrained(args.model, torch_dtype=dtype).to(device)
+    elif getattr(args, "arch", "ours") != "ours":  # a converted family's architecture, random weights
+        pipe = build_converted_random_pipeline(args.arch, tiny=args.tiny, torch_dtype=dtype, device=device)
     else:
         pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device)
     if args.channels_last:
@@ -242,7 +252,9 @@ def run_stream_benchmark(args) -> dict:
     ref = _pose_frames(1, size, seed=1)[0]
     pipe.set_reference(ref)
     rows = []
-    if "a" in args.baselines:
+    if "a" in args.baselines and pipe.image_conditioned:
+        print("(a) skipped: diffusers' AnimateDiffPipeline is text-conditioned; this architecture is not", flush=True)
+    elif "a" in args.baselines:
         rows.append(bench_animatediff(pipe, size, steps))
         print(rows[-1], flush=True)
     if "b" in args.baselines:
@@ -275,4 +287,6 @@ def run_stream_benchmark(args) -> dict:
 
 def model_label(args) -> str:
     label = f"model {args.model}" if args.model else "tiny" if args.tiny else "SD1.5 size"
+    if not args.model and getattr(args, "arch", "ours") != "ours":
+        label += f", {args.arch} architecture"
     return label + (", VAE channels_last" if args.channels_last else "")

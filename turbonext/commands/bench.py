@@ -20,6 +20,7 @@ from turbonext.benchmarks.stream import (
     model_label,
     run_stream_benchmark,
 )
+from turbonext.converters.sources import SOURCES
 from turbonext.jobs.reference import native_size
 from turbonext.pose.detectors import get_detector
 from turbonext.utils.devices import default_device
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stream: StreamSession vs baselines, frames fed as fast as it takes them; live: the "
                              "app's webcam path (pose detection + latest-frame-wins worker) at a webcam's frame rate")
     parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
+    parser.add_argument("--arch", default="ours", choices=("ours", *sorted(SOURCES)),
+                        help="random-weight architecture: turbonext's, or a converted family's (image-prompt "
+                             "conditioning, v2 motion modules, its pose guider); full size unless --tiny")
     parser.add_argument("--model", default=None,
                         help="time this trained pipeline (folder, Hub id or turbonext-demo) instead of random weights")
     parser.add_argument("--channels-last", action="store_true",
@@ -111,6 +115,10 @@ def cli_main(argv: list[str]) -> int:
         args.dtype = "fp32" if torch.device(args.device).type == "cpu" else "fp16"
     if args.model and args.tiny:
         raise SystemExit("--tiny and --model exclude each other: --tiny builds random tiny components")
+    if args.model and args.arch != "ours":
+        raise SystemExit("--arch and --model exclude each other: --arch builds a random-weight architecture")
+    if args.arch != "ours" and args.what == "live":
+        raise SystemExit("--arch applies to `bench stream`; the live benchmark runs a real model (--model)")
     args.size = args.size or (None if args.model else 64 if args.tiny else 512)
     args.frames = args.frames or (24 if args.tiny else 300)
     args.warmup = args.warmup or (16 if args.tiny else 48)
