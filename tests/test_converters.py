@@ -239,3 +239,25 @@ def test_bench_stream_times_a_converted_architecture(tmp_path):
     assert names[0].startswith("(b)") and "uniform" in names[1] and result["rows"][1]["fps"] > 0
     with pytest.raises(SystemExit, match="exclude each other"):
         cli(["bench", "stream", "--arch", "rain", "--model", "turbonext-demo"])
+
+
+def test_position_tables_are_checked_against_the_formula_and_kept_as_computed():
+    """MusePose's loader drops the shipped tables; ours are the same formula, so a table of another length maps
+    (checked where both are defined) and a table that is not the formula is refused."""
+    from turbonext.converters.build import tiny_architecture
+
+    source = get_source("animate-anyone")
+    models = build_models(source, tiny_architecture(source), empty=False)
+    ours = {k: v for k, v in models["unet"].state_dict().items() if k.endswith("pos_embed.pe")}
+    name = next(iter(ours))
+    theirs = name.replace(".transformer_blocks.0.pos_embed.pe",
+                          ".temporal_transformer.transformer_blocks.0.attention_blocks.0.pos_encoder.pe")
+    from turbonext.converters.key_mapping import MappingReport, map_state_dict
+
+    for table, ok in ((ours[name][:, :24].clone(), True), (torch.rand_like(ours[name]), False)):
+        report, out = MappingReport(), {}
+        map_state_dict("motion_module.pth", "unet", {theirs: table}, {name: tuple(ours[name].shape)}, out, report,
+                       position_table=ours.__getitem__)
+        assert (not report.files[0].mismatched) is ok
+        if ok:
+            assert torch.equal(out[name], ours[name])  # the full-length table, as computed

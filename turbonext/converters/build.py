@@ -135,9 +135,11 @@ def map_checkpoint(source: CheckpointSource, states: dict[str, dict[str, torch.T
     report = MappingReport()
     mapped: dict[str, dict[str, torch.Tensor]] = {"reference_unet": {}, "unet": {}, "pose_guider": {}}
     expected = {name: _shapes(model) for name, model in models.items()}
+    tables = {k: v for k, v in models["unet"].state_dict().items() if k.endswith("pos_embed.pe")}
     for role, file in source.files.items():
         target = targets[role]
-        map_state_dict(file, target, states[role], expected[target], mapped[target], report)
+        map_state_dict(file, target, states[role], expected[target], mapped[target], report,
+                       position_table=tables.__getitem__)
     for target, keys in expected.items():
         missing = missing_keys(keys, mapped[target])
         if target == "reference_unet":  # their ReferenceNet class has no output layers: nothing reads them
@@ -172,17 +174,19 @@ def _component_folder(name_or_path: str, subfolder: str, cache_dir=None, local_f
     raise FileNotFoundError(f"{name_or_path}: no config.json in it or in its {subfolder}/ subfolder.")
 
 
-def load_image_encoder(name_or_path: str = DEFAULT_IMAGE_ENCODER, **kwargs) -> CLIPVisionModelWithProjection:
+def load_image_encoder(name_or_path: str = DEFAULT_IMAGE_ENCODER, torch_dtype=torch.float32,
+                       **kwargs) -> CLIPVisionModelWithProjection:
     """sd-image-variations' CLIP vision encoder (its ``image_encoder/``) or a local folder with one.
     Safetensors when present; a ``pytorch_model.bin`` is read by transformers with ``weights_only=True``."""
     folder, sub = _component_folder(name_or_path, "image_encoder", **kwargs)
-    return CLIPVisionModelWithProjection.from_pretrained(folder, **({"subfolder": sub} if sub else {}))
+    encoder = CLIPVisionModelWithProjection.from_pretrained(folder, **({"subfolder": sub} if sub else {}))
+    return encoder.to(torch_dtype)
 
 
-def load_vae(name_or_path: str = DEFAULT_VAE, tiny: bool = False, **kwargs):
+def load_vae(name_or_path: str = DEFAULT_VAE, tiny: bool = False, torch_dtype=torch.float32, **kwargs):
     folder, sub = _component_folder(name_or_path, "vae", **kwargs)
     cls = AutoencoderTiny if tiny else AutoencoderKL
-    return cls.from_pretrained(folder, use_safetensors=True, **({"subfolder": sub} if sub else {}))
+    return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=torch_dtype, **({"subfolder": sub} if sub else {}))
 
 
 def make_scheduler(source: CheckpointSource):
@@ -222,12 +226,12 @@ def convert_checkpoint(name: str, src: str, out: str | None = None, image_encode
     log(report.format())
     if not report.ok:
         raise ConversionError(report)
+    torch_dtype = DTYPES[dtype]
     for component, model in models.items():
-        model.load_state_dict(mapped[component], strict=True, assign=True)
-        models[component] = model.to(DTYPES[dtype])
-    pipe = assemble(source, models, load_image_encoder(image_encoder, **hub).to(DTYPES[dtype]),
-                    load_vae(vae, **hub).to(DTYPES[dtype]),
-                    None if tiny_vae is None else load_vae(tiny_vae, tiny=True, **hub).to(DTYPES[dtype]))
+        model.load_state_dict({k: v.to(torch_dtype) for k, v in mapped[component].items()}, strict=True, assign=True)
+    pipe = assemble(source, models, load_image_encoder(image_encoder, torch_dtype=torch_dtype, **hub),
+                    load_vae(vae, torch_dtype=torch_dtype, **hub),
+                    None if tiny_vae is None else load_vae(tiny_vae, tiny=True, torch_dtype=torch_dtype, **hub))
     if out is not None:
         pipe.save_pretrained(out, safe_serialization=True)
         write_conversion_card(out, source, src, report, dict(image_encoder=image_encoder, vae=vae, tiny_vae=tiny_vae,

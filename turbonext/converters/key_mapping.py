@@ -68,7 +68,8 @@ class MappingReport:
     def format(self) -> str:
         lines = ["file -> component: mapped, unused, missing"]
         for f in self.files:
-            extra = f" ({len(f.duplicates)} duplicate position tables folded, verified equal)" if f.duplicates else ""
+            extra = (f" (position tables checked against the formula and kept as computed; {len(f.duplicates)} "
+                     "duplicates folded)" if f.duplicates else "")
             lines.append(f"  {f.file} -> {f.target}: {f.mapped} mapped{extra}, {len(f.unused)} unused, "
                          f"{len(f.mismatched)} mismatched")
             lines += [f"      unused: {k}" for k in f.unused[:20]]
@@ -86,35 +87,49 @@ class MappingReport:
 
 
 def map_state_dict(file: str, target: str, state: dict[str, torch.Tensor], expected: dict[str, tuple],
-                   out: dict[str, torch.Tensor], report: MappingReport, rename=motion_key) -> None:
+                   out: dict[str, torch.Tensor], report: MappingReport, rename=motion_key,
+                   position_table=None) -> None:
     """Map ``state`` (one source file) into ``out`` (the target component's state dict being filled), checking
-    names and shapes against ``expected`` (target key -> shape); records everything in ``report``."""
+    names and shapes against ``expected`` (target key -> shape); records everything in ``report``.
+    ``position_table(name)``: the target's own sinusoidal table for a ``pos_embed.pe`` key (kept instead of the
+    source's, which must agree with it on their common length)."""
     info = FileReport(file=file, target=target)
     for key, tensor in state.items():
         new = rename(key)
         if new not in expected:
             info.unused.append(key)
             continue
+        if new.endswith("pos_embed.pe") and position_table is not None:
+            # sinusoidal position tables are a formula, not learned: ours is kept (MusePose's own loader drops the
+            # shipped ones); a shipped table must equal it where both are defined
+            if not _same_prefix(position_table(new), tensor):
+                info.mismatched.append(f"{key}: a position table that is not the sinusoidal formula")
+                continue
+            if new in out:
+                info.duplicates.append(key)
+            out[new] = position_table(new)
+            info.mapped += 1
+            continue
         if tuple(tensor.shape) != tuple(expected[new]):
             info.mismatched.append(f"{key}: {tuple(tensor.shape)} vs {new}: {tuple(expected[new])}")
             continue
         if new in out:
-            if new.endswith("pos_embed.pe") and _same(out[new], tensor):
-                info.duplicates.append(key)
-                info.mapped += 1
-                continue
-            info.mismatched.append(f"{key}: a second, different value for {new}")
+            info.mismatched.append(f"{key}: a second value for {new}")
             continue
         out[new] = tensor
         info.mapped += 1
     report.files.append(info)
 
 
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal values (tensors without data, on the meta device as in the manifest checks: equal shapes)."""
-    if a.is_meta or b.is_meta:
-        return a.shape == b.shape
-    return torch.equal(a, b)
+def _same_prefix(ours: torch.Tensor, theirs: torch.Tensor) -> bool:
+    """Whether two (1, L, C) position tables agree on their common length (tensors without data, on the meta
+    device as in the manifest checks: the same width)."""
+    if ours.shape[0] != theirs.shape[0] or ours.shape[-1] != theirs.shape[-1]:
+        return False
+    if ours.is_meta or theirs.is_meta:
+        return True
+    n = min(ours.shape[1], theirs.shape[1])
+    return torch.allclose(ours[:, :n].float(), theirs[:, :n].float(), atol=1e-5)
 
 
 def missing_keys(expected: dict[str, tuple], out: dict[str, torch.Tensor]) -> list[str]:

@@ -66,11 +66,13 @@ SOURCES: dict[str, CheckpointSource] = {
                "motion_module": "motion_module.pth", "pose_guider": "pose_guider.pth"},
         code_url="https://github.com/MooreThreads/Moore-AnimateAnyone",
         code_licence="Apache-2.0",
-        weights_licence="Apache-2.0 (the repository's licence; the weights repo states no other)",
+        weights_licence="not read here (no network): the code repository is Apache-2.0; check the weights repo's terms",
         good_for="full-body pose-to-video of real people, offline quality (20-30 DDIM steps, CFG 3.5)",
         pose_guider_channels=(16, 32, 96, 256),
         scheduler_class="DDIMScheduler",
-        scheduler_config=dict(_ZERO_SNR_V, beta_schedule="linear"),  # configs/inference/inference_v2.yaml says "linear"
+        # its inference config (configs/inference/inference_v2.yaml) says "linear", which is what its published
+        # samples were made with; its training scripts use "scaled_linear" (tests/fixtures/converters/README.md)
+        scheduler_config=dict(_ZERO_SNR_V, beta_schedule="linear"),
         stream_schedule="uniform",
         stream_update="ddim",
         num_inference_steps=30,
@@ -86,8 +88,8 @@ SOURCES: dict[str, CheckpointSource] = {
                "motion_module": "motion_module.pth", "pose_guider": "pose_guider.pth"},
         code_url="https://github.com/TMElyralab/MusePose",
         code_licence="MIT",
-        weights_licence="MIT per the project's README ('no limitation for academic and commercial usage'); "
-                        "the models it builds on keep theirs (sd-vae-ft-mse, DWPose, SD image variations)",
+        weights_licence="non-commercial research only (its README: 'The trained model are available for "
+                        "non-commercial research purposes only'); the models it builds on keep their own licences",
         good_for="full-body dance videos of real people, offline quality (20-30 DDIM steps, CFG 3.5); "
                  "pose maps aligned to the reference's body (pose_align)",
         pose_guider_channels=(16, 32, 96, 256),
@@ -109,7 +111,7 @@ SOURCES: dict[str, CheckpointSource] = {
                "pose_guider": "pose_guider.pth"},
         code_url="https://github.com/MatrixTeam-AI/RAIN",
         code_licence="Apache-2.0",
-        weights_licence="not stated on the weights repo; the code is Apache-2.0 (check before commercial use)",
+        weights_licence="not stated in the code repository (Apache-2.0); check the weights repo before commercial use",
         good_for="live anime face morphing from a webcam (4 LCM steps on stepped noise levels); driven by "
                  "face landmarks, not body poses",
         pose_guider_channels=(16, 32, 96, 256),
@@ -125,8 +127,9 @@ SOURCES: dict[str, CheckpointSource] = {
         embedded_guidance_scale=2.5,
         stream_window=16,
         stream_frames_per_level=4,
-        notes=("RAIN decodes with TAESDV (a temporal TAESD); turbonext decodes with --vae (default sd-vae-ft-mse) "
-               "or --tiny-vae (TAESD) instead, frame by frame.",),
+        notes=("RAIN's PyTorch path decodes with sd-vae-ft-mse (as turbonext's default --vae); its TensorRT path "
+               "decodes with TAESDV (a temporal TAESD), which turbonext does not implement: --tiny-vae "
+               "madebyollin/taesd is the fast per-frame alternative.",),
     ),
 }
 
