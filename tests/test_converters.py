@@ -261,3 +261,30 @@ def test_position_tables_are_checked_against_the_formula_and_kept_as_computed():
         assert (not report.files[0].mismatched) is ok
         if ok:
             assert torch.equal(out[name], ours[name])  # the full-length table, as computed
+
+
+@torch.no_grad()
+def test_stream_with_guidance_equals_the_clip_for_a_ddim_model():
+    """A Moore-layout model streamed in the uniform layout with all frames new (frames_per_level = window) and
+    CFG 3.5 denoises exactly the clip ``pipe(...)`` makes from the same noise: DDIM updates, v-prediction,
+    unconditional rows without the reference."""
+    pipe = build_random_pipeline("animate-anyone", tiny=True)
+    for name, p in pipe.unet.named_parameters():  # random but non-trivial temporal and output layers
+        if "proj_out" in name or "conv_out" in name:
+            torch.nn.init.normal_(p, std=0.05)
+    torch.nn.init.normal_(pipe.pose_guider.conv_out.weight, std=0.05)
+    ref, poses = make_reference(64), make_pose_frames(4, seed=3)
+    session = pipe.stream(reference_image=ref, num_inference_steps=3, window=4, frames_per_level=4,
+                          guidance_scale=3.5, output_type="pt", generator=torch.Generator().manual_seed(5))
+    assert session.schedule.update == "ddim" and session.guidance_scale == 3.5
+    streamed = []
+    for pose in poses:
+        streamed += session.step(pose)
+    generator = torch.Generator().manual_seed(5)
+    torch.randn((1, 4, 4, 8, 8), generator=generator)  # the session's first draw fills the empty window
+    latents = torch.randn((1, 4, 4, 8, 8), generator=generator)  # its second: the 4 new frames
+    clip = pipe(pose_images=poses, num_inference_steps=3, guidance_scale=3.5, latents=latents, output_type="pt").frames[0]
+    assert len(streamed) == 4
+    torch.testing.assert_close(torch.stack(streamed), clip, atol=1e-4, rtol=0)
+    unguided = pipe(pose_images=poses, num_inference_steps=3, guidance_scale=1.0, latents=latents, output_type="pt").frames[0]
+    assert (unguided - clip).abs().max() > 1e-3  # guidance changed the picture

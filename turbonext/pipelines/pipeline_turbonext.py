@@ -425,7 +425,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def stream(self, reference_image=None, prompt: str = "", num_inference_steps: int = 4, window: int = 16,
                frames_per_level: int | None = None, generator: torch.Generator | None = None,
                compile: str | None = None, output_type: str = "pil", height: int | None = None,
-               width: int | None = None, reference_pose=None, schedule: str | None = None) -> StreamSession:
+               width: int | None = None, reference_pose=None, schedule: str | None = None,
+               guidance_scale: float = 1.0) -> StreamSession:
         """A :class:`~turbonext.streaming.StreamSession` for live pose transfer (pipelined denoising).
 
         ``reference_image`` sets (or, if unchanged, reuses) the reference; ``None`` keeps the current one.
@@ -438,14 +439,17 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         :meth:`set_reference`). ``schedule``: the window layout, "uniform" (every frame being denoised at one
         noise level, the latest outputs as context; right for any model) or "staggered" (frames at stepped
         levels, one UNet call per ``frames_per_level`` frames; only for models trained on that layout);
-        default: the UNet's ``config.stream_schedule``. See :mod:`turbonext.streaming.session`.
+        default: the UNet's ``config.stream_schedule``. ``guidance_scale``: > 1 applies classifier-free guidance
+        at every UNet call (twice the work; what Moore-AnimateAnyone and MusePose were sampled with, 3.5); for
+        UNets with a guidance-scale embedding (RAIN) it sets the embedded ``w = guidance_scale - 1`` instead
+        (default: the config's). See :mod:`turbonext.streaming.session`.
         """
         if reference_image is not None:
             self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
         return StreamSession(self, reference=self.current_reference(), prompt=prompt,
                              num_inference_steps=num_inference_steps, window=window,
                              frames_per_level=frames_per_level, generator=generator, compile=compile,
-                             output_type=output_type, schedule=schedule)
+                             output_type=output_type, schedule=schedule, guidance_scale=guidance_scale)
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, reference_image, pose_images, prompt, negative_prompt, prompt_embeds,

@@ -1,4 +1,8 @@
-"""Pose: COCO-17 keypoints, the rainbow skeleton renderer, detectors, smoothing and person masks.
+"""Pose: COCO-17 keypoints, the pose-map renderers, detectors, smoothing and person masks.
+
+``render_pose(people, style=...)`` draws turbonext's rainbow COCO-17 map (default) or the DWPose /
+OpenPose-18 map of public pose-transfer checkpoints (``POSE_STYLES``); ``render_face_landmarks`` draws
+RAIN's face-landmark condition (docs/pose_styles.md).
 
 Light to import: numpy and PIL only. Detectors and segmenters import ultralytics / mediapipe
 lazily, when one is built (``pip install "turbonext[pose]"``).
@@ -11,13 +15,28 @@ from turbonext.pose.keypoints import (
     FACE_KEYPOINTS,
     FLIP_INDEX,
     KEYPOINT_INDEX,
+    NUM_FACE_LANDMARKS,
+    NUM_HAND_KEYPOINTS,
     NUM_KEYPOINTS,
+    OPENPOSE_KEYPOINTS,
     Person,
     as_people,
+    coco_to_openpose,
     people_from_array,
     people_to_array,
 )
-from turbonext.pose.render import FACE_COLORS, LIMB_COLORS, LIMBS, render_pose
+from turbonext.pose.render import (
+    FACE_COLORS,
+    FACE_STYLES,
+    LIMB_COLORS,
+    LIMBS,
+    OPENPOSE_COLORS,
+    OPENPOSE_LIMBS,
+    POSE_STYLES,
+    RAIN_FACE_PATTERNS,
+    render_face_landmarks,
+    render_pose,
+)
 from turbonext.utils.lazy import lazy_getattr
 
 
@@ -41,15 +60,25 @@ __all__ = [
     "COCO_KEYPOINTS",
     "FACE_COLORS",
     "FACE_KEYPOINTS",
+    "FACE_STYLES",
     "FLIP_INDEX",
     "KEYPOINT_INDEX",
     "LIMBS",
     "LIMB_COLORS",
+    "NUM_FACE_LANDMARKS",
+    "NUM_HAND_KEYPOINTS",
     "NUM_KEYPOINTS",
+    "OPENPOSE_COLORS",
+    "OPENPOSE_KEYPOINTS",
+    "OPENPOSE_LIMBS",
+    "POSE_STYLES",
     "Person",
+    "RAIN_FACE_PATTERNS",
     "as_people",
+    "coco_to_openpose",
     "people_from_array",
     "people_to_array",
+    "render_face_landmarks",
     "render_pose",
     *sorted(_LAZY),
 ]

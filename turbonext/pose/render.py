@@ -140,7 +140,8 @@ def render_pose(
             point at least it, as in DWPose).
         line_width: ``"turbonext"``: limb width in pixels, default scaling with the image (5 px at 512).
             ``"openpose"``/``"musepose"``: the limb ellipses' half-width (DWPose's ``stickwidth``),
-            default 4 px (``"musepose"``: 1-8 px by limb length), at every image size.
+            default 4 px (``"musepose"``: 1-8 px by limb length), at every image size; hand lines keep
+            the convention's width.
         source_size: (width, height) of the image the keypoints were detected in, when it
             differs from ``size``; keypoints are then scaled to the output.
         draw_joints: also draw the joint dots (``"turbonext"``: shoulders to ankles; ``"openpose"``: the
@@ -466,6 +467,12 @@ def _fill_convex(img: np.ndarray, pts: list[tuple[int, int]], color: np.ndarray,
                     idx = (idx + chain_step[c]) % n
         if edges_left < 0:
             break
+        if y < 0:  # rows above the image draw nothing: jump to the next edge change or to row 0
+            skip = min(chain_end[0], chain_end[1], 0) - y
+            if skip > 1:
+                chain_x[0] += chain_dx[0] * (skip - 1)
+                chain_x[1] += chain_dx[1] * (skip - 1)
+                y += skip - 1
         if y >= 0:
             left, right = sorted(chain_x)
             x1, x2 = (left + _HALF) >> _XY_SHIFT, (right + _HALF) >> _XY_SHIFT
@@ -621,10 +628,10 @@ def _render_openpose(
                 if any(v is None or v <= _EPS for v in ends):
                     continue
                 x1, y1, x2, y2 = ends  # type: ignore[misc]
-                thickness = stick if stick is not None and musepose else _OPENPOSE_HAND_LINE
-                if musepose and stick is None:
+                thickness = _OPENPOSE_HAND_LINE
+                if musepose:
                     thickness = _musepose_width(((x1 - x2) ** 2 + (y1 - y2) ** 2) ** 0.5)
-                _thick_line(canvas, x1, y1, x2, y2, max(1, thickness), np.asarray(color, np.uint8))
+                _thick_line(canvas, x1, y1, x2, y2, thickness, np.asarray(color, np.uint8))
             _draw_points(canvas, hand, scale, threshold, _MUSEPOSE_HAND_DOT if musepose else _OPENPOSE_HAND_DOT,
                          hand_dot)
     face_dot = np.asarray(FACE_DOT_COLOR, np.uint8)

@@ -89,7 +89,8 @@ class StreamSession:
 
     def __init__(self, pipe, reference: ReferenceCache, prompt: str = "", num_inference_steps: int = 4,
                  window: int = 16, frames_per_level: int | None = None, generator: torch.Generator | None = None,
-                 compile: str | None = None, output_type: str = "pil", schedule: str | None = None):
+                 compile: str | None = None, output_type: str = "pil", schedule: str | None = None,
+                 guidance_scale: float = 1.0):
         max_window = pipe.unet.config.motion_max_seq_length
         if schedule is None:
             schedule = getattr(pipe.unet.config, "stream_schedule", "uniform")
@@ -142,9 +143,14 @@ class StreamSession:
             # LCM coefficients of the denoising slots (the last K*m), each (1, 1, K*m, 1, 1)
             self.coefficients = self.schedule.frame_coefficients(level[self.context:].to(self.device))
         self._no_ghosts = torch.zeros(self.per_level, dtype=torch.bool, device=self.device)
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        # a UNet with a guidance-scale embedding (LCM-distilled, e.g. RAIN) gets it at every call; others get
+        # classifier-free guidance (two batch rows per call) when guidance_scale > 1
+        self.timestep_cond = pipe.guidance_embedding(guidance_scale, self.device, self.dtype)
+        self.guidance_scale = guidance_scale if self.timestep_cond is None and guidance_scale > 1 else 1.0
         self.text = self._context(reference).to(self.dtype).expand(window, -1, -1).contiguous()
-        # a UNet with a guidance-scale embedding (LCM-distilled, e.g. RAIN) gets it at every call
-        self.timestep_cond = pipe.guidance_embedding(1.0, self.device, self.dtype)
+        self.negative_text = self._negative_context()
         self.profiler = None  # a turbonext.streaming.profiler.TickProfiler to time each section of every tick
         self.reset()
 
@@ -170,7 +176,16 @@ class StreamSession:
             image, prompt=self.prompt, height=self._size[0] if self._size else None,
             width=self._size[1] if self._size else None, reference_pose=reference_pose)
         self.text = self._context(self.reference).to(self.dtype).expand(self.window, -1, -1).contiguous()
+        self.negative_text = self._negative_context()
         self.reset()
+
+    def _negative_context(self) -> torch.Tensor | None:
+        """The unconditional rows' context under guidance: zeros (image-conditioned models) or the empty prompt."""
+        if self.guidance_scale <= 1:
+            return None
+        if self.pipe.image_conditioned:
+            return torch.zeros_like(self.text)
+        return self.pipe.encode_prompt("", self.device).to(self.dtype).expand(self.window, -1, -1).contiguous()
 
     def _context(self, reference: ReferenceCache) -> torch.Tensor:
         """The UNet's cross-attention context (1, L, D): the reference's image embedding for image-conditioned
@@ -312,9 +327,20 @@ class StreamSession:
         if self._mark_step:
             torch.compiler.cudagraph_mark_step_begin()
         reference = self.reference if self.pipe.reference_state.enabled else None
-        return self.unet(latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
-                         timestep_cond=self.timestep_cond, cross_attention_kwargs={"reference": reference},
+        if self.guidance_scale <= 1:
+            return self.unet(latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
+                             timestep_cond=self.timestep_cond, cross_attention_kwargs={"reference": reference},
+                             return_dict=False)[0]
+        # classifier-free guidance: [unconditional; conditional] rows in one call
+        kwargs = {"reference": reference}
+        if reference is not None and not self.pipe.config.reference_in_uncond:
+            kwargs["reference_skip_rows"] = self.window  # the AnimateAnyone family: no reference without condition
+        pred = self.unet(latents.repeat(2, 1, 1, 1, 1), timesteps.expand(2, -1),
+                         encoder_hidden_states=torch.cat([self.negative_text, self.text]),
+                         pose_features=self.pose_features.repeat(2, 1, 1, 1), cross_attention_kwargs=kwargs,
                          return_dict=False)[0]
+        uncond, cond = pred.chunk(2)
+        return uncond + self.guidance_scale * (cond - uncond)
 
     def _denoise_staggered(self, profiler) -> None:
         """One UNet call over the whole window with per-frame timesteps; every denoising frame one level on."""
