@@ -102,8 +102,9 @@ class Handlers:
             detector = self.detector_factory()
             if detector is None:
                 raise gr.Error("No pose detector is installed: pip install 'turbonext[pose]'.")
-            live = LiveSession(self.pipe, detector, **self.live_kwargs)
         try:
+            if live is None:
+                live = LiveSession(self.pipe, detector, **self.live_kwargs)
             prepared = live.set_reference(image, require_person=False)
         except ValueError as err:
             raise gr.Error(str(err)) from err

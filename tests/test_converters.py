@@ -288,3 +288,31 @@ def test_stream_with_guidance_equals_the_clip_for_a_ddim_model():
     torch.testing.assert_close(torch.stack(streamed), clip, atol=1e-4, rtol=0)
     unguided = pipe(pose_images=poses, num_inference_steps=3, guidance_scale=1.0, latents=latents, output_type="pt").frames[0]
     assert (unguided - clip).abs().max() > 1e-3  # guidance changed the picture
+
+
+def test_the_model_pose_style_reaches_reference_and_driving_pose_maps():
+    from turbonext.jobs.driving_inputs import synthetic_demo_inputs
+    from turbonext.jobs.live import LiveSession
+    from turbonext.jobs.reference import pose_style_of, prepare_reference
+    from turbonext.pose.keypoints import Person
+
+    moore = build_random_pipeline("animate-anyone", tiny=True)
+    assert pose_style_of(moore) == "openpose" and SOURCES["musepose"].pose_style == "musepose"
+    demo = synthetic_demo_inputs(size=128, num_frames=2, pose_style="openpose")
+    plain = synthetic_demo_inputs(size=128, num_frames=2)
+    assert not np.array_equal(np.asarray(demo.poses[0]), np.asarray(plain.poses[0]))
+    assert np.array_equal(np.asarray(demo.truth[0]), np.asarray(plain.truth[0]))  # same person, other drawing
+
+    class OnePerson:  # a detector that finds one standing person
+        def detect(self, rgb):
+            kp = np.array([[64, 20], [60, 16], [68, 16], [56, 18], [72, 18], [50, 40], [78, 40], [46, 60], [82, 60],
+                           [44, 78], [84, 78], [56, 80], [72, 80], [56, 104], [72, 104], [56, 124], [72, 124]], float)
+            return [Person.from_array(np.concatenate([kp, np.ones((17, 1))], 1))]
+
+    photo = make_reference(128)
+    openpose = prepare_reference(photo, OnePerson(), 128, pose_style="openpose").pose_map
+    ours = prepare_reference(photo, OnePerson(), 128).pose_map
+    assert openpose.shape == ours.shape == (128, 128, 3) and not np.array_equal(openpose, ours)
+    rain = build_random_pipeline("rain", tiny=True)
+    with pytest.raises(ValueError, match="face landmarks"):
+        LiveSession(rain, OnePerson())

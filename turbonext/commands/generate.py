@@ -15,7 +15,7 @@ from pathlib import Path
 
 from turbonext.data.video_io import save_gif, write_video
 from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
-from turbonext.jobs.reference import PreparedReference, native_size, prepare_reference, reference_pose_for
+from turbonext.jobs.reference import PreparedReference, native_size, pose_style_of, prepare_reference, reference_pose_for
 from turbonext.loaders.hub import DEMO_MODEL_NAME
 from turbonext.pipelines.inference import load_for_inference
 from turbonext.pose.detectors import get_detector
@@ -55,7 +55,8 @@ def cli_main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def prepare_user_reference(path: str, detector_name: str, size: int, needs_pose: bool) -> PreparedReference:
+def prepare_user_reference(path: str, detector_name: str, size: int, needs_pose: bool,
+                           pose_style: str = "turbonext") -> PreparedReference:
     """A user's reference photo, cropped square around its person (see :func:`prepare_reference`).
 
     A model that reads the reference pose needs a detected person (an ImportError without a detector, a
@@ -70,7 +71,7 @@ def prepare_user_reference(path: str, detector_name: str, size: int, needs_pose:
             raise
         detector = None  # prepare_reference's notice says that no detector was available
     try:
-        return prepare_reference(rgb, detector, size, require_person=needs_pose)
+        return prepare_reference(rgb, detector, size, require_person=needs_pose, pose_style=pose_style)
     finally:
         if detector is not None:
             detector.close()
@@ -93,16 +94,17 @@ def generate(args: argparse.Namespace) -> int:
     if args.model == DEMO_MODEL_NAME:
         print(f"Using the embedded demo model ({DEMO_MODEL_NAME}): trained on synthetic figures only.")
     size = args.size or native_size(pipe)
+    style = pose_style_of(pipe)  # the model's pose drawing (a clear error for models poses cannot drive)
     truth = reference_pose = None
     if args.driving:
-        poses = poses_from_video(args.driving, size, detector=args.detector, max_frames=args.max_frames)
+        poses = poses_from_video(args.driving, size, detector=args.detector, max_frames=args.max_frames, style=style)
     elif args.poses:
         poses = poses_from_folder(args.poses, size, max_frames=args.max_frames)
     else:
-        demo = synthetic_demo_inputs(size=size, num_frames=min(args.max_frames, 32), seed=args.seed)
+        demo = synthetic_demo_inputs(size=size, num_frames=min(args.max_frames, 32), seed=args.seed, pose_style=style)
         poses, truth = demo.poses, demo.truth
     if args.reference:
-        prepared = prepare_user_reference(args.reference, args.detector, size, pipe.reads_reference_pose)
+        prepared = prepare_user_reference(args.reference, args.detector, size, pipe.reads_reference_pose, style)
         print(f"{prepared.summary}.")
         if prepared.notice:
             print(f"Note: {prepared.notice}")

@@ -100,7 +100,7 @@ SOURCES: dict[str, CheckpointSource] = {
         num_inference_steps=20,
         motion_max_seq_length=128,  # its inference_v2.yaml: temporal_position_encoding_max_len 128
         guidance_scale=3.5,
-        pose_style="openpose",
+        pose_style="musepose",  # DWPose drawing with red and blue swapped (BGR canvas), length-scaled widths,
     ),
     "rain": CheckpointSource(
         name="rain",

@@ -21,7 +21,7 @@ from PIL import Image
 
 from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
 from turbonext.jobs.driving_inputs import IMAGE_EXTENSIONS, pad_pose_square, poses_from_folder, poses_from_video
-from turbonext.jobs.reference import native_size, prepare_reference, reference_pose_for
+from turbonext.jobs.reference import native_size, pose_style_of, prepare_reference, reference_pose_for
 from turbonext.jobs.sharing import pipeline_lock
 from turbonext.utils.images import side_by_side
 
@@ -47,9 +47,9 @@ def _report(progress: Progress | None, fraction: float, desc: str) -> None:
         progress(float(min(max(fraction, 0.0), 1.0)), desc=desc)
 
 
-def load_poses(driving, size: int, max_frames: int, detector, fps: float) -> list[Image.Image]:
-    """Driving input -> pose maps (size x size): a video file, a folder of pose images, or a list of
-    pose images (PIL or uint8 RGB arrays)."""
+def load_poses(driving, size: int, max_frames: int, detector, fps: float, style: str = "turbonext") -> list[Image.Image]:
+    """Driving input -> pose maps (size x size): a video file (its poses drawn in ``style``), a folder of pose
+    images, or a list of pose images (PIL or uint8 RGB arrays)."""
     if driving is None:
         raise ValueError("no driving input: upload a video of a person moving (MP4, MOV, WebM...) or give pose images.")
     if isinstance(driving, (str, Path)):
@@ -64,7 +64,8 @@ def load_poses(driving, size: int, max_frames: int, detector, fps: float) -> lis
         if detector is None:
             raise ValueError("a pose detector is needed to read poses from a video; install one with "
                              "pip install 'turbonext[pose]'.")
-        return poses_from_video(path, size, detector=detector, fps=fps, max_frames=max_frames, progress=False)
+        return poses_from_video(path, size, detector=detector, fps=fps, max_frames=max_frames, progress=False,
+                                style=style)
     if isinstance(driving, Sequence) and len(driving) > 0:
         out = []
         for i, item in enumerate(list(driving)[:max_frames]):
@@ -113,12 +114,13 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
     notices: list[str] = []
 
     _report(progress, 0.0, "preparing the reference")
-    prepared = prepare_reference(reference, detector, size, require_person=require_person)
+    style = pose_style_of(pipe)  # how this model's pose maps are drawn (a clear error for face-landmark models)
+    prepared = prepare_reference(reference, detector, size, require_person=require_person, pose_style=style)
     reference_pose = reference_pose_for(pipe, prepared)  # None unless the model reads it
     if prepared.notice:
         notices.append(prepared.notice)
     _report(progress, 0.05, "reading poses")
-    poses = load_poses(driving, size, max_frames, detector, fps)
+    poses = load_poses(driving, size, max_frames, detector, fps, style=style)
     if not poses:
         raise ValueError("the driving input gave no frames.")
 

@@ -51,8 +51,10 @@ def pad_pose_square(rgb: np.ndarray, size: int) -> Image.Image:
 
 
 def poses_from_video(video: str | Path, size: int, detector="auto", fps: float | None = None,
-                     max_frames: int | None = None, margin: float = 0.2, progress: bool = True) -> list[Image.Image]:
-    """Detect the main person in every frame and render their pose in one fixed square crop.
+                     max_frames: int | None = None, margin: float = 0.2, progress: bool = True,
+                     style: str = "turbonext") -> list[Image.Image]:
+    """Detect the main person in every frame and render their pose in one fixed square crop, drawn in ``style``
+    (the model's :func:`~turbonext.jobs.reference.pose_style_of`).
 
     One crop for the whole clip (around the union of the person's boxes) keeps the camera still, and
     matches the training data's framing (square crop around the person, black outside the frame).
@@ -76,7 +78,7 @@ def poses_from_video(video: str | Path, size: int, detector="auto", fps: float |
     union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     crop = square_crop_box(union, margin=margin)
     black = Image.new("RGB", (size, size))
-    return [black.copy() if p is None else render_pose([keypoints_to_crop(p, crop, size)], size=(size, size))
+    return [black.copy() if p is None else render_pose([keypoints_to_crop(p, crop, size)], size=(size, size), style=style)
             for p in people]
 
 
@@ -94,12 +96,17 @@ class DemoInputs(NamedTuple):
 
 
 def synthetic_demo_inputs(size: int = 256, num_frames: int = 32, identity_index: int = DEMO_DATASET_IDENTITIES - 1,
-                          motion: str = "dance", seed: int = 0, palette: str = "train") -> DemoInputs:
+                          motion: str = "dance", seed: int = 0, palette: str = "train",
+                          pose_style: str = "turbonext") -> DemoInputs:
     """A synthetic identity held out from the demo model's training (reference from another motion)
     and a driving pose sequence, with the ground truth. ``palette="held_out"`` dresses the identity in
-    colours no training identity wears (:meth:`~turbonext.synthetic.Identity.random`).
+    colours no training identity wears (:meth:`~turbonext.synthetic.Identity.random`). ``pose_style``: how the
+    pose maps are drawn (the model's; converted models read DWPose/OpenPose-style maps).
     """
     ident = Identity.random(identity_seed(seed, identity_index), palette=palette)
-    ref_frames, ref_poses, _ = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
-    frames, poses, _ = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
+    ref_frames, ref_poses, ref_keypoints = make_sequence(ident, "wave", num_frames=1, size=size, seed=seed + 1)
+    frames, poses, keypoints = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
+    if pose_style != "turbonext":
+        ref_poses, poses = ([render_pose(kp[None], size=(size, size), style=pose_style) for kp in points]
+                            for points in (ref_keypoints, keypoints))
     return DemoInputs(ref_frames[0], poses, frames, ref_poses[0])

@@ -26,6 +26,7 @@ from turbonext.jobs.reference import (
     PreparedReference,
     native_size,
     pose_map_in_crop,
+    pose_style_of,
     prepare_reference,
     reference_pose_for,
 )
@@ -116,6 +117,7 @@ class LiveSession:
                  follow: float = 0.05, min_cutoff: float = 1.0, beta: float = 0.05, generator=None,
                  schedule: str | None = None) -> None:
         self.pipe, self.detector = pipe, detector
+        self.pose_style = pose_style_of(pipe)  # the maps this model was trained on (a clear error if none we draw)
         self.size = int(size or native_size(pipe))
         if self.size % 8:
             raise ValueError(f"size must be divisible by 8 (e.g. 512); got {self.size}.")
@@ -146,7 +148,8 @@ class LiveSession:
         a centre crop had to be used (only with ``require_person=False``; else a ``ValueError``).
         """
         with self._detector_lock:  # the running stream's detection thread shares the detector
-            prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person)
+            prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person,
+                                         pose_style=self.pose_style)
         reference_pose = reference_pose_for(self.pipe, prepared)  # raises before the running stream is touched
         self.close()
         with self.lock:
@@ -179,7 +182,7 @@ class LiveSession:
             valid = np.repeat(person.visible()[:, None], 2, axis=1)
             kp[:, :2] = self.smoother(person.xy, timestamp, valid).astype(np.float32)
             person = Person(kp, person.score, person.bbox)
-            pose_map = pose_map_in_crop(person, self.framer.update(person), self.size)
+            pose_map = pose_map_in_crop(person, self.framer.update(person), self.size, self.pose_style)
         self.pose_map = pose_map
         return pose_map
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from turbonext.data.crop import CropBox, crop_square, keypoints_to_crop, square_crop_box
 from turbonext.pose.keypoints import BBox, Person
-from turbonext.pose.render import render_pose
+from turbonext.pose.render import POSE_STYLES, render_pose
 from turbonext.utils.images import load_rgb
 
 
@@ -92,9 +92,25 @@ def reference_pose_for(pipe, prepared: PreparedReference) -> np.ndarray | None:
     return prepared.pose_map
 
 
-def pose_map_in_crop(person: Person, crop: CropBox, size: int) -> np.ndarray:
-    """The person's pose rendered inside the square ``crop``, resized to ``size`` (uint8 RGB, size x size)."""
-    return np.array(render_pose([keypoints_to_crop(person, crop, size)], size=(size, size)))
+def pose_map_in_crop(person: Person, crop: CropBox, size: int, style: str = "turbonext") -> np.ndarray:
+    """The person's pose rendered inside the square ``crop``, resized to ``size`` (uint8 RGB, size x size), drawn
+    in ``style`` (:data:`turbonext.pose.POSE_STYLES`)."""
+    return np.array(render_pose([keypoints_to_crop(person, crop, size)], size=(size, size), style=style))
+
+
+def pose_style_of(pipe) -> str:
+    """The pose-map style ``pipe``'s model was trained on (``pipe.config.pose_style``; turbonext's own by default).
+
+    Raises a ``ValueError`` for models that body poses cannot drive (RAIN v0.1 reads face landmarks)."""
+    style = getattr(getattr(pipe, "config", None), "pose_style", None) or "turbonext"
+    if style == "rain_face":
+        raise ValueError(
+            "this model (RAIN v0.1) is driven by 68-point face landmarks drawn RAIN's way, not by body poses: "
+            "turbonext ships no face-landmark detector, so photos and videos cannot drive it here. Draw the maps "
+            "with turbonext.pose.render_face_landmarks(landmarks) from your own detector and pass them as pose images.")
+    if style not in POSE_STYLES:
+        raise ValueError(f"this model's pose_style {style!r} is not one turbonext draws ({', '.join(POSE_STYLES)}).")
+    return style
 
 
 def main_person(people: list[Person]) -> Person | None:
@@ -129,7 +145,8 @@ def foreground_box(rgb: np.ndarray, tolerance: int = 24, plain_border: float = 0
     return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
 
 
-def prepare_reference(image, detector, size: int, margin: float = 0.2, require_person: bool = True) -> PreparedReference:
+def prepare_reference(image, detector, size: int, margin: float = 0.2, require_person: bool = True,
+                      pose_style: str = "turbonext") -> PreparedReference:
     """Crop the reference square around its main person, black outside the photo, resized to ``size``.
 
     The photo is never stretched: the square is resized uniformly. With a ``detector`` (a
@@ -137,14 +154,15 @@ def prepare_reference(image, detector, size: int, margin: float = 0.2, require_p
     main person's keypoints, ``margin`` of their longer side on each side. With no person found:
     ``require_person=True`` raises a ``ValueError``; else a square photo is used whole, a non-square one
     is cropped the same way around its :func:`foreground_box` (a figure on a plain background, e.g. black),
-    and failing that a centre square crop is used; the returned ``notice`` says so.
+    and failing that a centre square crop is used; the returned ``notice`` says so. ``pose_style``: how the
+    reference's ``pose_map`` is drawn (the model's, :func:`pose_style_of`).
     """
     rgb = load_rgb(image)
     h, w = rgb.shape[:2]
     person = main_person(detector.detect(rgb)) if detector is not None else None
     if person is not None:
         crop = square_crop_box(person.box(), margin=margin)
-        return PreparedReference(crop_square(rgb, crop, size), True, pose_map=pose_map_in_crop(person, crop, size),
+        return PreparedReference(crop_square(rgb, crop, size), True, pose_map=pose_map_in_crop(person, crop, size, pose_style),
                                  method="person", crop=crop, source_size=(w, h))
     reason = "no pose detector is available" if detector is None else "no person was found in the reference image"
     if require_person:
