@@ -184,3 +184,38 @@ def test_a_converted_folder_loads_with_from_pretrained_and_keeps_the_numbers(tmp
     out_call, _, _ = _unet_call(pipe, t, t["inputs/unet_call_timesteps"],
                                 timestep_cond=pipe.guidance_embedding(1.0, "cpu", torch.float32))
     torch.testing.assert_close(out_call, t["outputs/unet_call_fp32bank"], atol=ATOL, rtol=0)
+
+
+def test_a_hub_source_downloads_only_the_files_it_needs(tmp_path, monkeypatch):
+    """SRC as a Hub repo id: snapshot_download restricted to the family's checkpoint files (and, for the image
+    encoder and VAE, to that component's files), nothing else; never the network in tests."""
+    import shutil
+
+    import huggingface_hub
+
+    _convert("rain", "rain_tiny", tmp_path)  # writes the .pth files into tmp_path / "rain_tiny"
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kwargs):
+        calls.append((repo_id, list(allow_patterns)))
+        folder = tmp_path / "hub" / repo_id.replace("/", "--")
+        folder.mkdir(parents=True, exist_ok=True)
+        if repo_id == "Pscgylotti/RAIN-v0.1":
+            for f in (tmp_path / "rain_tiny").iterdir():
+                shutil.copy(f, folder / f.name)
+        elif repo_id == "lambdalabs/sd-image-variations-diffusers" and not (folder / "image_encoder").exists():
+            shutil.copytree(FIXTURES / "moore_tiny_image_encoder", folder / "image_encoder")
+        elif repo_id == "stabilityai/sd-vae-ft-mse":
+            if allow_patterns[0].startswith("vae/"):
+                return str(folder)  # no vae/ subfolder in that repo: the root's files come next
+            shutil.copytree(FIXTURES / "moore_tiny_vae", folder, dirs_exist_ok=True)
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    convert_checkpoint("rain", "Pscgylotti/RAIN-v0.1", None, dtype="fp32", arch=tiny_architecture(get_source("rain")),
+                       log=lambda *_: None)
+    assert calls[0] == ("Pscgylotti/RAIN-v0.1", ["reference_unet.pth", "motion_unet.pth", "pose_guider.pth"])
+    encoder = [p for r, p in calls if r == "lambdalabs/sd-image-variations-diffusers"]
+    assert encoder and all(pattern.startswith("image_encoder/") for pattern in encoder[0])  # not the whole repo
+    vae = [p for r, p in calls if r == "stabilityai/sd-vae-ft-mse"]
+    assert len(vae) == 2 and "config.json" in vae[1] and not any("*" in p for p in vae[1])

@@ -159,14 +159,23 @@ def _neutral(key: str, shape: tuple) -> torch.Tensor:
     return torch.ones(shape) if key == "conv_norm_out.weight" else torch.zeros(shape)
 
 
+COMPONENT_FILES = ("config.json", "preprocessor_config.json", "diffusion_pytorch_model.safetensors",
+                   "model.safetensors", "pytorch_model.bin")
+
+
 def _component_folder(name_or_path: str, subfolder: str, cache_dir=None, local_files_only=False) -> tuple[str, str | None]:
-    """(folder, subfolder or None) for a component that may sit in a subfolder of a repo or a local folder."""
+    """(folder, subfolder or None) for a component that may sit in a subfolder of a repo or a local folder. From
+    the Hub, only that component's files are downloaded (the subfolder's, else the repo root's): never a whole
+    pipeline repo (the Hub's patterns let "*" cross folders, so none is used at the root)."""
     path = Path(os.fspath(name_or_path)).expanduser()
     if not path.is_dir() and is_repo_id(str(name_or_path)):
         from huggingface_hub import snapshot_download
 
-        path = Path(snapshot_download(str(name_or_path), allow_patterns=[f"{subfolder}/*", "*.json", "*.safetensors"],
-                                      cache_dir=cache_dir, local_files_only=local_files_only))
+        download = dict(cache_dir=cache_dir, local_files_only=local_files_only)
+        path = Path(snapshot_download(str(name_or_path), allow_patterns=[f"{subfolder}/{f}" for f in COMPONENT_FILES],
+                                      **download))
+        if not (path / subfolder / "config.json").is_file():
+            path = Path(snapshot_download(str(name_or_path), allow_patterns=list(COMPONENT_FILES), **download))
     if (path / subfolder / "config.json").is_file():
         return str(path), subfolder
     if (path / "config.json").is_file():
