@@ -17,30 +17,12 @@ from turbonext.pose import (
     render_face_landmarks,
     render_pose,
 )
+from tests.test_pose_render import STANDING  # the same hand-placed person
 from turbonext.pose.keypoints import KEYPOINT_INDEX
 
 
 # A person facing the camera at 512 x 512, limbs apart so that no limb midpoint is covered by another
 # limb or a dot. The neck is ((310 + 202) / 2, 140) = (256, 140).
-STANDING = {
-    "nose": (256, 92),
-    "left_eye": (270, 70),
-    "right_eye": (242, 70),
-    "left_ear": (290, 78),
-    "right_ear": (222, 78),
-    "left_shoulder": (310, 140),
-    "right_shoulder": (202, 140),
-    "left_elbow": (370, 200),
-    "right_elbow": (142, 200),
-    "left_wrist": (420, 260),
-    "right_wrist": (92, 260),
-    "left_hip": (290, 290),
-    "right_hip": (222, 290),
-    "left_knee": (300, 380),
-    "right_knee": (212, 380),
-    "left_ankle": (305, 470),
-    "right_ankle": (207, 470),
-}
 NECK = (256, 140)
 
 # DWPose's 18 colours (limb i and keypoint i), in RGB as the map is written.

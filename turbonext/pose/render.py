@@ -106,6 +106,14 @@ def default_line_width(size: tuple[int, int]) -> int:
     return max(1, int(round(min(size) / 100)))
 
 
+def _source_scale(size: tuple[int, int], source_size) -> tuple[float, float]:
+    """(x, y) factors from ``source_size`` (where the points were found) to the output ``size``; 1 without one."""
+    if source_size is None:
+        return (1.0, 1.0)
+    sw, sh = _parse_size(source_size)
+    return (size[0] / sw, size[1] / sh)
+
+
 def _parse_size(size: int | tuple[int, int]) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)):
         size = (int(size), int(size))
@@ -160,10 +168,7 @@ def render_pose(
     _check_style(style, POSE_STYLES, "pose")
     width, height = _parse_size(size)
     people_list = as_people(people)
-    scale = (1.0, 1.0)
-    if source_size is not None:
-        sw, sh = _parse_size(source_size)
-        scale = (width / sw, height / sh)
+    scale = _source_scale((width, height), source_size)
     if style != "turbonext":
         stick = None if line_width is None else int(line_width)
         if stick is not None and stick < 0:
@@ -690,10 +695,7 @@ def render_face_landmarks(
     _check_style(style, FACE_STYLES, "face")
     width, height = _parse_size(size)
     faces = _as_faces(landmarks)
-    scale = (1.0, 1.0)
-    if source_size is not None:
-        sw, sh = _parse_size(source_size)
-        scale = (width / sw, height / sh)
+    scale = _source_scale((width, height), source_size)
     canvas = np.zeros((height, width, 3), np.uint8)
     for face in faces:
         norm = _normalised(face, scale, (width, height))
