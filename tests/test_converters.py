@@ -18,8 +18,16 @@ from diffusers import DDIMScheduler, LCMScheduler
 
 from tests.conftest import make_pose_frames, make_reference
 from turbonext.commands.main import main as cli
-from turbonext.converters import SOURCES, UnsafeCheckpointError, architecture_configs, build_models, get_source
-from turbonext.converters import load_state_dict, map_checkpoint, motion_key
+from turbonext.converters import (
+    SOURCES,
+    UnsafeCheckpointError,
+    architecture_configs,
+    build_models,
+    get_source,
+    load_state_dict,
+    map_checkpoint,
+    motion_key,
+)
 from turbonext.converters.build import build_random_pipeline
 from turbonext.models.pose_guider import PoseGuider
 from turbonext.models.unet_motion import PerFrameGroupNorm, TurboNextUNetMotionModel

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.test_pose_render import STANDING  # the same hand-placed person
 from turbonext.pose import (
     POSE_STYLES,
     Person,
@@ -17,7 +18,6 @@ from turbonext.pose import (
     render_face_landmarks,
     render_pose,
 )
-from tests.test_pose_render import STANDING  # the same hand-placed person
 from turbonext.pose.keypoints import KEYPOINT_INDEX
 
 

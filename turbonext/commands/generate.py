@@ -15,7 +15,13 @@ from pathlib import Path
 
 from turbonext.data.video_io import save_gif, write_video
 from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
-from turbonext.jobs.reference import PreparedReference, native_size, pose_style_of, prepare_reference, reference_pose_for
+from turbonext.jobs.reference import (
+    PreparedReference,
+    native_size,
+    pose_style_of,
+    prepare_reference,
+    reference_pose_for,
+)
 from turbonext.loaders.hub import DEMO_MODEL_NAME
 from turbonext.pipelines.inference import load_for_inference
 from turbonext.pose.detectors import get_detector

@@ -20,10 +20,10 @@ zero-initialised 3x3 ``conv_out`` to ``out_channels``; with 4 widths (16, 32, 96
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
-import torch.nn.functional as F
 from torch import nn
 
 
