@@ -32,6 +32,8 @@ from turbonext.models.reference_attention import (
 from turbonext.models.unet_motion import TurboNextUNetMotionModel
 from turbonext.pipelines.context_windows import context_windows, window_weights
 from turbonext.pipelines.pipeline_output import TurboNextPipelineOutput
+from turbonext.pose.render import POSE_STYLES
+from turbonext.schedulers.scheduling_staggered_lcm import UPDATES as STREAM_UPDATES
 from turbonext.streaming.session import StreamSession
 from turbonext.utils.images import check_image, check_images, image_to_tensor, images_to_tensor, resize_keeping_aspect
 
@@ -118,6 +120,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if text_encoder is None and image_encoder is None:
             raise ValueError("a TurboNextPipeline needs a text_encoder (text conditioning) or an image_encoder "
                              "(the reference image's CLIP embedding as conditioning).")
+        if stream_update not in STREAM_UPDATES:
+            raise ValueError(f"stream_update must be one of {STREAM_UPDATES}, got {stream_update!r}.")
+        if pose_style not in (*POSE_STYLES, "rain_face"):
+            raise ValueError(f"pose_style must be one of {(*POSE_STYLES, 'rain_face')}, got {pose_style!r}.")
         if image_encoder is not None and feature_extractor is None:
             feature_extractor = CLIPImageProcessor()  # CLIP's own defaults: 224 px, CLIP mean and std
         self.register_modules(
@@ -401,7 +407,6 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         cache.key = key
         if self.image_conditioned:
             cache.context = text  # every denoiser call's context comes from this reference
-
         if disk_key is not None:
             feature_cache.save_tensors(disk_key, cache.state_dict())
         return cache
