@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -41,6 +42,7 @@ from turbonext.utils.images import check_image, check_images, image_to_tensor, i
 logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+MAX_STYLE_LORAS = 3  # style LoRAs stacked at once (load_style_lora), besides the fused LCM-LoRA
 REFERENCE_POSE_REQUIRED = (
     "this model reads the reference image's pose (its pose guider has reference_features=True): pass "
     "reference_pose=<the reference image's pose map, rendered like the pose_images: COCO-17 limbs on black>. "
@@ -234,6 +236,48 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             self._merged_adapters = self._merged_adapters - {"lcm"}  # must not try to take it out again
             _restore_lora_state(self, before)
         return self.use_lcm_scheduler()
+
+    # ------------------------------------------------------------------ style LoRAs
+    @property
+    def style_loras(self) -> dict[str, float]:
+        """The style LoRAs loaded with :meth:`load_style_lora`: adapter name -> weight, in loading order."""
+        return dict(getattr(self, "_style_loras", {}))
+
+    def load_style_lora(self, path_or_repo: str, weight: float = 0.8, name: str | None = None,
+                        weight_name: str | None = None, **kwargs) -> "TurboNextPipeline":
+        """Stack an SD1.5 style LoRA (diffusers/peft or kohya keys; a folder, a Hub repo or a .safetensors file)
+        on the main UNet at ``weight``, with LCM-LoRA (fused into the weights) left as it is. Up to
+        :data:`MAX_STYLE_LORAS` at once; the cached reference K/V follow the new weights by themselves."""
+        styles = self.style_loras
+        if len(styles) >= MAX_STYLE_LORAS:
+            raise ValueError(f"at most {MAX_STYLE_LORAS} style LoRAs can be stacked ({', '.join(styles)} are loaded): "
+                             "unload_style_loras() first.")
+        name = name or next(f"style{i}" for i in range(1, MAX_STYLE_LORAS + 2) if f"style{i}" not in styles)
+        if name in styles or name == "lcm":
+            raise ValueError(f"a LoRA named {name!r} is already loaded; pass another name=.")
+        path = Path(os.fspath(path_or_repo))
+        if path.is_file():
+            path_or_repo, weight_name = str(path.parent), path.name
+        elif weight_name is None and path.is_dir():
+            files = sorted(f.name for f in path.glob("*.safetensors"))
+            if len(files) != 1:
+                raise ValueError(f"{path} holds {len(files)} .safetensors files; pass weight_name= (or the file itself).")
+            weight_name = files[0]
+        self.load_lora_weights(path_or_repo, weight_name=weight_name, adapter_name=name, use_safetensors=True, **kwargs)
+        styles[name] = float(weight)
+        self._style_loras = styles
+        self.set_adapters(list(styles), list(styles.values()))
+        return self
+
+    def unload_style_loras(self) -> "TurboNextPipeline":
+        """Remove every style LoRA; LCM-LoRA (fused into the weights) stays."""
+        styles = self.style_loras
+        if styles:
+            self.delete_adapters(list(styles))
+            if not self.get_list_adapters().get("unet") and not self.get_list_adapters().get("text_encoder"):
+                self.unload_lora_weights()  # no adapter left: drop the empty LoRA layers too
+        self._style_loras = {}
+        return self
 
     def use_lcm_scheduler(self) -> "TurboNextPipeline":
         """Switch to an ``LCMScheduler`` built from the current scheduler's config (few-step sampling)."""
