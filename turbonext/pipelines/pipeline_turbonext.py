@@ -33,6 +33,7 @@ from turbonext.models.reference_attention import (
 from turbonext.models.unet_motion import TurboNextUNetMotionModel
 from turbonext.pipelines.context_windows import context_windows, window_weights
 from turbonext.pipelines.pipeline_output import TurboNextPipelineOutput
+from turbonext.pipelines.transitions import join_latent_clips
 from turbonext.pose.render import POSE_STYLES
 from turbonext.schedulers.scheduling_staggered_lcm import UPDATES as STREAM_UPDATES
 from turbonext.streaming.session import StreamSession
@@ -236,6 +237,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             self._merged_adapters = self._merged_adapters - {"lcm"}  # must not try to take it out again
             _restore_lora_state(self, before)
         return self.use_lcm_scheduler()
+
+    # ------------------------------------------------------------------ joining clips
+    @torch.no_grad()
+    def join_clips(self, latent_clips: list[torch.Tensor], transition_frames: int = 8, mode: str = "slerp",
+                   output_type: str = "pil", decode_chunk_size: int = 16):
+        """Clips rendered with ``output_type="latent"`` -> one video, with ``transition_frames`` frames interpolated
+        in latent space at every join (``mode`` "slerp" or "linear", see :mod:`turbonext.pipelines.transitions`).
+        Returns frames batched as :meth:`__call__` does (``[0]`` is the video)."""
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
+        latents = join_latent_clips(list(latent_clips), transition_frames, mode)
+        if output_type == "latent":
+            return latents
+        return self.video_processor.postprocess_video(self.decode_latents(latents, decode_chunk_size), output_type)
 
     # ------------------------------------------------------------------ style LoRAs
     @property
