@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from diffusers import AutoencoderKL, AutoencoderTiny, DiffusionPipeline, LCMScheduler, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    AutoencoderTiny,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    LCMScheduler,
+    UNet2DConditionModel,
+)
 from diffusers import __version__ as diffusers_version
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.schedulers import SchedulerMixin
@@ -44,6 +51,11 @@ logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 MAX_STYLE_LORAS = 3  # style LoRAs stacked at once (load_style_lora), besides the fused LCM-LoRA
+MODES = ("fast", "hq")
+HQ_NEGATIVE_PROMPT = "blurry, low quality, deformed, extra limbs, bad anatomy, watermark, text"
+# What each mode fills in when the call leaves it unset (MimicMotion-Turbo's fast path, the base model's HQ one)
+MODE_DEFAULTS = {"fast": dict(num_inference_steps=4, guidance_scale=1.0, negative_prompt=None),
+                 "hq": dict(num_inference_steps=25, guidance_scale=6.0, negative_prompt=HQ_NEGATIVE_PROMPT)}
 REFERENCE_POSE_REQUIRED = (
     "this model reads the reference image's pose (its pose guider has reference_features=True): pass "
     "reference_pose=<the reference image's pose map, rendered like the pose_images: COCO-17 limbs on black>. "
@@ -227,6 +239,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         before = _lora_state(self.unet)
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self.fuse_lora(components=["unet"], lora_scale=scale, adapter_names=["lcm"])
+        self._lcm_fused = True
         if set(self.get_list_adapters().get("unet", [])) == {"lcm"}:
             self.unload_lora_weights()  # no other adapter: drop the LoRA layers entirely, keep the fused weights
         else:  # keep the user's adapters: delete only LCM's layers, the fused weights stay
@@ -237,6 +250,62 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             self._merged_adapters = self._merged_adapters - {"lcm"}  # must not try to take it out again
             _restore_lora_state(self, before)
         return self.use_lcm_scheduler()
+
+    # ------------------------------------------------------------------ fast / HQ modes
+    def load_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
+                      **kwargs) -> "TurboNextPipeline":
+        """LCM-LoRA as a switchable adapter named "lcm" (not fused, unlike :meth:`fuse_lcm_lora`), so that
+        ``mode="hq"`` can turn it off without reloading anything; switches to ``mode="fast"``."""
+        if weight_name is None and os.path.isdir(repo_or_path):
+            files = sorted(f for f in os.listdir(repo_or_path) if f.endswith(".safetensors"))
+            if not files:
+                raise FileNotFoundError(f"no .safetensors LoRA file in {repo_or_path}")
+            weight_name = files[0]
+        self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
+        self._lcm_lora_scale = float(scale)
+        return self.set_mode("fast")
+
+    @property
+    def mode(self) -> str | None:
+        """"fast" or "hq" once :meth:`set_mode` (or ``mode=``) chose one; None before."""
+        return getattr(self, "_mode", None)
+
+    def set_mode(self, mode: str, lcm_lora_scale: float | None = None, skip_scheduler: bool = False
+                 ) -> "TurboNextPipeline":
+        """Switch sampling without reloading: "fast" (LCM-LoRA on at ``lcm_lora_scale``, ``LCMScheduler``; 4-6
+        steps, guidance 1-2) or "hq" (LCM-LoRA off, ``DPMSolverMultistepScheduler`` with Karras sigmas; 20-30
+        steps, classifier-free guidance ~6 with a negative prompt). ``skip_scheduler``: keep the current
+        scheduler (change only the LoRA; MimicMotion-Turbo's option). Style LoRAs keep their weights.
+
+        "hq" needs LCM as a switchable adapter (:meth:`load_lcm_lora`) or no LCM at all: a model with LCM fused
+        into its weights (:meth:`fuse_lcm_lora`, exported LCM models such as the demo) has no base weights left."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+        adapters = set(self.get_list_adapters().get("unet", []))
+        has_adapter = "lcm" in adapters
+        if lcm_lora_scale is not None:
+            self._lcm_lora_scale = float(lcm_lora_scale)
+        scale = getattr(self, "_lcm_lora_scale", 1.0)
+        fused = isinstance(self.scheduler, LCMScheduler) and not has_adapter and self.mode is None
+        if mode == "hq" and (fused or getattr(self, "_lcm_fused", False)):
+            raise ValueError("mode='hq' needs the model's weights without LCM, and this pipeline has LCM-LoRA fused "
+                             "into them (its scheduler is LCMScheduler and there is no 'lcm' adapter to switch off). "
+                             "Load LCM as an adapter instead: pipe.load_lcm_lora(...) on the base model, or "
+                             "from_components(..., lcm_lora=None) then load_lcm_lora.")
+        if mode == "fast" and not has_adapter and not isinstance(self.scheduler, LCMScheduler):
+            raise ValueError("mode='fast' needs LCM-LoRA: pipe.load_lcm_lora() (switchable) or pipe.fuse_lcm_lora().")
+        if has_adapter:
+            names = list(self.style_loras) + ["lcm"]
+            weights = list(self.style_loras.values()) + [scale if mode == "fast" else 0.0]
+            self.set_adapters(names, weights)
+        if not skip_scheduler:
+            if mode == "fast":
+                self.register_modules(scheduler=LCMScheduler.from_config(self.scheduler.config))
+            else:
+                self.register_modules(scheduler=DPMSolverMultistepScheduler.from_config(
+                    self.scheduler.config, use_karras_sigmas=True))
+        self._mode = mode
+        return self
 
     # ------------------------------------------------------------------ joining clips
     @torch.no_grad()
@@ -281,7 +350,11 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self.load_lora_weights(path_or_repo, weight_name=weight_name, adapter_name=name, use_safetensors=True, **kwargs)
         styles[name] = float(weight)
         self._style_loras = styles
-        self.set_adapters(list(styles), list(styles.values()))
+        names, weights = list(styles), list(styles.values())
+        if "lcm" in self.get_list_adapters().get("unet", []):  # a switchable LCM keeps its mode's weight
+            names.append("lcm")
+            weights.append(getattr(self, "_lcm_lora_scale", 1.0) if self.mode != "hq" else 0.0)
+        self.set_adapters(names, weights)
         return self
 
     def unload_style_loras(self) -> "TurboNextPipeline":
@@ -593,8 +666,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         pose_images=None,
         prompt: str | None = None,
         negative_prompt: str | None = None,
-        num_inference_steps: int = 4,
-        guidance_scale: float = 1.0,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
@@ -608,6 +681,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
         reference_pose=None,
+        mode: str | None = None,
     ) -> TurboNextPipelineOutput | tuple:
         r"""Render the person of ``reference_image`` in every pose of ``pose_images``.
 
@@ -623,9 +697,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 Text conditioning of the UNets (the models are trained with the empty prompt, the default).
             negative_prompt (`str`, *optional*):
                 The unconditional prompt of classifier-free guidance (default empty).
-            num_inference_steps (`int`, defaults to 4):
-                Denoising steps (4 with LCM-LoRA / ``LCMScheduler``).
-            guidance_scale (`float`, defaults to 1.0):
+            num_inference_steps (`int`, *optional*):
+                Denoising steps (default 4; 25 in ``mode="hq"``).
+            guidance_scale (`float`, *optional*, default 1.0; 6.0 in ``mode="hq"``):
                 Classifier-free guidance (on the prompt, or on the reference image's embedding for image-conditioned
                 models); values > 1 enable it. For UNets with a guidance-scale embedding (LCM-distilled, e.g.
                 RAIN) there is no second pass: ``w = guidance_scale - 1`` is embedded instead (default: the
@@ -653,6 +727,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 replacement tensors (e.g. ``{"latents": ...}``) and set ``pipe._interrupt = True`` to stop.
             callback_on_step_end_tensor_inputs (`list`, defaults to `["latents"]`):
                 The tensors passed to it, from :attr:`_callback_tensor_inputs`.
+            mode (`str`, *optional*):
+                "fast" (LCM) or "hq" (DPM-Solver++ with Karras sigmas, LCM-LoRA switched off, CFG with a negative
+                prompt), switched without reloading (see :meth:`set_mode`); its step count, guidance and negative
+                prompt fill in whatever the call leaves unset.
             reference_pose (*optional*):
                 The reference image's pose map, required with a new ``reference_image`` by models that read it
                 (:attr:`reads_reference_pose`); ignored by the others.
@@ -663,6 +741,17 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             :class:`TurboNextPipelineOutput` with ``frames`` batched as in diffusers' video pipelines
             (``frames[0]`` is the clip), or a tuple ``(frames,)`` if ``return_dict`` is False.
         """
+        # 0. mode: switches LoRA and scheduler (no reload) and fills in what the call leaves unset
+        if mode is not None:
+            self.set_mode(mode)
+        defaults = MODE_DEFAULTS.get(mode or self.mode or "fast")
+        if num_inference_steps is None:
+            num_inference_steps = defaults["num_inference_steps"]
+        if guidance_scale is None:
+            guidance_scale = defaults["guidance_scale"]
+        if negative_prompt is None and negative_prompt_embeds is None and guidance_scale > 1 and not self.image_conditioned:
+            negative_prompt = defaults["negative_prompt"] if (mode or self.mode) == "hq" else None
+
         # 1. check inputs
         self.check_inputs(
             reference_image, pose_images, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds,
