@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import PIL.Image
 import torch
 from diffusers import (
     AutoencoderKL,
@@ -250,6 +251,45 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             self._merged_adapters = self._merged_adapters - {"lcm"}  # must not try to take it out again
             _restore_lora_state(self, before)
         return self.use_lcm_scheduler()
+
+    # ------------------------------------------------------------------ text-made identities
+    @torch.no_grad()
+    def generate_reference(self, prompt: str, height: int = 512, width: int = 512, num_inference_steps: int | None = None,
+                           guidance_scale: float | None = None, negative_prompt: str | None = None,
+                           generator: torch.Generator | None = None) -> PIL.Image.Image:
+        """A person made from text: the main UNet renders one frame from ``prompt`` (text-to-image; no reference,
+        no pose, its motion modules over a single frame), with the pipeline's scheduler and mode. Deterministic
+        with ``generator``. ``pipe(prompt=..., pose_images=...)`` does this when no reference is set."""
+        if self.image_conditioned:
+            raise ValueError("this model is conditioned on a reference image (it has an image_encoder) and has no "
+                             "text encoder: it cannot make a person from text; pass reference_image=.")
+        if not prompt or not isinstance(prompt, str):
+            raise ValueError("generate_reference needs a prompt describing the person, e.g. 'a dancer in a red dress'.")
+        if height % self.vae_scale_factor or width % self.vae_scale_factor:
+            raise ValueError(f"height and width must be divisible by {self.vae_scale_factor}; got {height}x{width}.")
+        defaults = MODE_DEFAULTS[self.mode or "fast"]
+        steps = num_inference_steps or defaults["num_inference_steps"]
+        guidance = defaults["guidance_scale"] if guidance_scale is None else guidance_scale
+        device, dtype = self._execution_device, self.unet.dtype
+        text = self.encode_prompt(prompt, device).to(dtype)
+        cfg = guidance > 1 and self.unet.config.time_cond_proj_dim is None
+        if cfg:
+            text = torch.cat([self.encode_prompt(negative_prompt or defaults["negative_prompt"] or "", device).to(dtype),
+                              text])
+        cond = self.guidance_embedding(guidance, device, dtype)
+        shape = (1, self.unet.config.in_channels, 1, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        self.scheduler.set_timesteps(steps, device=device)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            model_in = self.scheduler.scale_model_input(latents, t).repeat(text.shape[0], 1, 1, 1, 1)
+            pred = self.unet(model_in, t, encoder_hidden_states=text, timestep_cond=cond,
+                             cross_attention_kwargs={"reference": None}, return_dict=False)[0]
+            if cfg:
+                uncond, conditional = pred.chunk(2)
+                pred = uncond + guidance * (conditional - uncond)
+            latents = self.scheduler.step(pred, t, latents, generator=generator, return_dict=False)[0]
+        frame = self.decode_latents(latents)[0, :, 0]  # (3, H, W) in [-1, 1]
+        return self.video_processor.postprocess_video(frame[None, :, None], "pil")[0][0]
 
     # ------------------------------------------------------------------ fast / HQ modes
     def load_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
@@ -600,8 +640,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"pose image size {height}x{width} (H x W) must be divisible by {self.vae_scale_factor}, "
                              "e.g. 512x512.")
         if reference_image is None:
-            if self.reference_state.cache is None:
-                raise NoReferenceError()
+            if self.reference_state.cache is None and not (prompt and not self.image_conditioned):
+                raise NoReferenceError() if self.image_conditioned else NoReferenceError(
+                    "pass reference_image=..., call pipe.set_reference(image) first, or give a prompt to generate "
+                    "the person from text.")
         else:
             check_image(reference_image, "reference_image")
             if reference_pose is None and self.reads_reference_pose:
@@ -770,7 +812,12 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         num_frames, height, width = poses.shape[0], poses.shape[2], poses.shape[3]
         pose_features = self.pose_guider(poses.to(device, self.pose_guider.dtype)).to(dtype)  # (F, 320, h, w)
 
-        # 3. reference (ReferenceNet runs only when the reference or its weights changed)
+        # 3. reference (ReferenceNet runs only when the reference or its weights changed); with none set and a
+        #    prompt, a text-made identity: the reference is generated first
+        generated = None
+        if reference_image is None and self.reference_state.cache is None:
+            generated = reference_image = self.generate_reference(prompt, height=height, width=width,
+                                                                  generator=generator)
         if reference_image is not None:
             reference = self.set_reference(reference_image, prompt=prompt or "", height=height, width=width,
                                            reference_pose=reference_pose, prompt_embeds=prompt_embeds)
@@ -865,7 +912,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self.maybe_free_model_hooks()
         if not return_dict:
             return (video,)
-        return TurboNextPipelineOutput(frames=video)
+        return TurboNextPipelineOutput(frames=video, reference_image=generated)
 
 
 def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:
