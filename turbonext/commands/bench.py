@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from turbonext.benchmarks.image import image_markdown, run_image_benchmark
 from turbonext.benchmarks.live import markdown_rows, run_live_benchmark
 from turbonext.benchmarks.stream import (
     device_name,
@@ -66,8 +67,9 @@ def live_benchmark_table(args) -> tuple[dict, str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turbonext bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["stream", "live"],
-                        help="stream: StreamSession vs baselines, frames fed as fast as it takes them; live: the "
+    parser.add_argument("what", choices=["stream", "live", "image"],
+                        help="stream: StreamSession vs baselines, frames fed as fast as it takes them; image: one pose "
+                             "-> one picture, per image, next to RPFM's published time; live: the "
                              "app's webcam path (pose detection + latest-frame-wins worker) at a webcam's frame rate")
     parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
     parser.add_argument("--arch", default="ours", choices=("ours", *sorted(SOURCES)),
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup-seconds", type=float, default=5.0, help="live: seconds after the first frame, not measured")
     parser.add_argument("--input-fps", type=float, default=12.5, help="live: the replayed webcam's frame rate")
     parser.add_argument("--detector", default="auto", help="live: pose detector (auto, yolo, mediapipe)")
+    parser.add_argument("--repeats", type=int, default=5, help="image: timed images per setting (median)")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--markdown", default=None, metavar="PATH",
                         help="also append the table to this markdown file (e.g. BENCHMARKS.md); default: print only")
@@ -126,6 +129,9 @@ def cli_main(argv: list[str]) -> int:
         raise SystemExit(f"--size must be divisible by 8, got {args.size}")
     if args.what == "live":
         result, table = live_benchmark_table(args)
+    elif args.what == "image":
+        result = run_image_benchmark(args)
+        table = image_markdown(result)
     else:
         result = run_stream_benchmark(args)
         table = markdown_table(result)

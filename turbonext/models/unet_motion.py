@@ -21,12 +21,13 @@ tensor (embeddings, hidden states, ``encoder_hidden_states``, ``pose_features``)
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import torch
 from diffusers.configuration_utils import ConfigMixin
 from diffusers.models.modeling_utils import ModelMixin
-from diffusers.models.unets.unet_motion_model import UNetMotionModel, UNetMotionOutput
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D, UNetMotionModel, UNetMotionOutput
 from diffusers.utils import apply_lora_scale
 
 
@@ -73,6 +74,20 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         self.register_to_config(stream_schedule=stream_schedule, motion_norm=motion_norm)
         if motion_norm == "per_frame":
             self._per_frame_motion_norms()
+
+    @contextlib.contextmanager
+    def motion_modules_bypassed(self):
+        """Inside this context every motion module passes its input through unchanged: a single image is
+        denoised by the spatial layers alone (the single-image pose-transfer path; a model trained on clips
+        renders a slightly different picture this way, in less time)."""
+        modules = [m for m in self.modules() if isinstance(m, AnimateDiffTransformer3D)]
+        for module in modules:
+            module.forward = _pass_through
+        try:
+            yield self
+        finally:
+            for module in modules:
+                del module.forward
 
     def _per_frame_motion_norms(self) -> None:
         """Swap every motion module's input GroupNorm for :class:`PerFrameGroupNorm` (weights kept)."""
@@ -238,6 +253,10 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         if not return_dict:
             return (sample,)
         return UNetMotionOutput(sample=sample)
+
+
+def _pass_through(hidden_states, *args, **kwargs):
+    return hidden_states
 
 
 def _with_own_config(init, parent_init):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -290,6 +291,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             latents = self.scheduler.step(pred, t, latents, generator=generator, return_dict=False)[0]
         frame = self.decode_latents(latents)[0, :, 0]  # (3, H, W) in [-1, 1]
         return self.video_processor.postprocess_video(frame[None, :, None], "pil")[0][0]
+
+    # ------------------------------------------------------------------ single images
+    @torch.no_grad()
+    def transfer_image(self, pose_image, reference_image=None, skip_motion_modules: bool = True, **kwargs):
+        """One pose -> one image of the person (the single-image pose-transfer task): ``pipe(...)`` over one frame,
+        with the motion modules bypassed (``skip_motion_modules``: they have nothing to relate across one frame,
+        and skipping them saves their time). Other arguments as :meth:`__call__`; returns a PIL image (or what
+        ``output_type`` asks for, without the frame axis)."""
+        output_type = kwargs.pop("output_type", "pil")
+        context = self.unet.motion_modules_bypassed() if skip_motion_modules else contextlib.nullcontext()
+        with context:
+            frames = self(reference_image=reference_image, pose_images=[pose_image], output_type=output_type,
+                          **kwargs).frames
+        return frames[0][0]
 
     # ------------------------------------------------------------------ fast / HQ modes
     def load_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
