@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
-from diffusers import DDIMScheduler
+from diffusers import DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
 
-from turbonext.models.configs import SCHEDULER, build_components
+from turbonext.models.configs import SCHEDULER, TINY_SD21_TEXT_HIDDEN, TINY_SD21_UNET, build_components
 from turbonext.models.tiny_tokenizer import write_tiny_tokenizer
 
 
@@ -17,7 +18,9 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0, size: str = "t
     """Save tiny components in the folder layouts of the real Hub repos; returns {role: folder}.
 
     Roles: base (stable-diffusion-v1-5 layout: unet/ vae/ text_encoder/ tokenizer/ scheduler/),
-    motion_adapter (v3 layout), motion_adapter_v2 (with a motion mid block), tiny_vae (taesd layout).
+    base_sd21 (stable-diffusion-2-1 layout: linear projections, per-level heads, a wider text encoder, a
+    v-prediction scheduler), motion_adapter (v3 layout), motion_adapter_v2 (with a motion mid block),
+    tiny_vae (taesd layout).
     """
     root = Path(root)
     comps = build_components(size, seed=seed)
@@ -28,6 +31,18 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0, size: str = "t
     write_tiny_tokenizer(base / "tokenizer")
     DDIMScheduler(**SCHEDULER).save_pretrained(base / "scheduler")
     (base / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    sd21 = root / "stable-diffusion-2-1"
+    UNet2DConditionModel(**(TINY_SD21_UNET if size == "tiny" else dict(comps["unet2d"].config, cross_attention_dim=48,
+                                                                        use_linear_projection=True))
+                         ).save_pretrained(sd21 / "unet")
+    comps["vae"].save_pretrained(sd21 / "vae")
+    text = comps["text_encoder"].config.to_dict()
+    text.update(hidden_size=TINY_SD21_TEXT_HIDDEN, projection_dim=TINY_SD21_TEXT_HIDDEN)
+    CLIPTextModel(CLIPTextConfig(**text)).save_pretrained(sd21 / "text_encoder")
+    write_tiny_tokenizer(sd21 / "tokenizer")
+    DDIMScheduler(**dict(SCHEDULER, prediction_type="v_prediction", timestep_spacing="leading")).save_pretrained(
+        sd21 / "scheduler")
+    (sd21 / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     comps["motion_adapter"].save_pretrained(root / "animatediff-motion-adapter-v1-5-3")
     v2 = build_components(size, seed=seed + 1, motion_mid_block=True)["motion_adapter"]
     v2.save_pretrained(root / "animatediff-motion-adapter-v1-5-2")
@@ -37,6 +52,7 @@ def write_tiny_hub_layout(root: str | os.PathLike, seed: int = 0, size: str = "t
     (root / "taesd" / "config.json").write_text(json.dumps(config, indent=2))
     return {
         "base": str(base),
+        "base_sd21": str(sd21),
         "motion_adapter": str(root / "animatediff-motion-adapter-v1-5-3"),
         "motion_adapter_v2": str(root / "animatediff-motion-adapter-v1-5-2"),
         "tiny_vae": str(root / "taesd"),

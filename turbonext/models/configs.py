@@ -30,6 +30,10 @@ SD15_UNET = dict(
     attention_head_dim=8,
     norm_num_groups=32,
 )
+# Stable Diffusion 2.1 (stabilityai/stable-diffusion-2-1, unet/config.json): 1024-dim text (OpenCLIP ViT-H),
+# linear attention projections, per-level head counts; its scheduler predicts v.
+SD21_UNET = dict(SD15_UNET, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
+                 sample_size=96)
 # guoyww/animatediff-motion-adapter-v1-5-3 (v3: no motion mid block); v1-5-2 has one.
 MOTION_ADAPTER_V3 = dict(
     block_out_channels=(320, 640, 1280, 1280),
@@ -64,6 +68,8 @@ TINY_UNET = dict(
     attention_head_dim=4,
     norm_num_groups=8,
 )
+TINY_SD21_UNET = dict(TINY_UNET, cross_attention_dim=48, attention_head_dim=(2, 4), use_linear_projection=True)
+TINY_SD21_TEXT_HIDDEN = 48  # its text encoder's width (SD2.1's is 1024, SD1.5's 768)
 TINY_MOTION_ADAPTER = dict(
     block_out_channels=(32, 64),
     motion_layers_per_block=1,
