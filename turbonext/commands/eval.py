@@ -14,6 +14,7 @@ from turbonext.evaluation.ablations import compare_ablations, evaluate_ablations
 from turbonext.evaluation.held_out import BASELINES, evaluate, format_table
 from turbonext.evaluation.long_stream import evaluate_long_stream, format_long_stream, plot_long_stream
 from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
+from turbonext.pose.detectors import get_detector
 from turbonext.synthetic.dataset import SPLITS
 from turbonext.utils.devices import default_device
 
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ablations", action="store_true",
                         help="also score with the reference attention disabled, the pose guider zeroed and the poses "
                              "shuffled (another identity's clip), with how many identities each module helps in")
+    parser.add_argument("--pose-accuracy", default=None, metavar="DETECTOR",
+                        help="also score pose accuracy (PCK@0.2, OKS) of the frames with this pose detector (auto, "
+                             "yolo, mediapipe), with its ceiling on the ground-truth frames")
     parser.add_argument("--json", default=None, help="write the full result here")
     return parser
 
@@ -87,6 +91,11 @@ def cli_main(argv: list[str] | None = None) -> int:
     settings = dict(dataset_dir=args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
                     seed=args.seed, max_sequences=args.max_sequences,
                     reference=args.reference, lpips=not args.no_lpips, fid=args.fid)
+    if args.pose_accuracy:
+        try:
+            settings["pose_detector"] = get_detector(args.pose_accuracy)
+        except (ImportError, ValueError) as err:
+            parser.error(f"--pose-accuracy: {err}")
     try:
         if args.ablations:
             variants = evaluate_ablations(pipe, evaluate, **settings)

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from turbonext.evaluation import metrics
 from turbonext.evaluation.metrics import LOWER_IS_BETTER, METRIC_KEYS
+from turbonext.evaluation.pose_accuracy import POSE_ACCURACY_KEYS, pose_accuracy
 from turbonext.synthetic.dataset import SPLITS, identity_palette, load_scene, load_split
 
 
@@ -218,6 +219,7 @@ def evaluate(
     lpips: bool = True,
     fid: bool = False,
     progress: bool = True,
+    pose_detector=None,
 ) -> dict:
     """Score ``pipe`` and the baselines on the scenes of ``split`` in a synthetic dataset.
 
@@ -239,6 +241,9 @@ def evaluate(
         lpips / fid: also compute these for the model when their packages and weights are on disk
             (otherwise the reason lands in ``skipped``).
         progress: show a tqdm bar over scenes.
+        pose_detector: a :class:`~turbonext.pose.backends.PoseDetector`: also score pose accuracy (PCK, OKS; see
+            :mod:`turbonext.evaluation.pose_accuracy`) of the model and the baselines, with the detector's ceiling
+            on the ground-truth frames in "pose_accuracy_ceiling".
 
     Returns:
         {"split", "dataset", "settings", "num_sequences", "num_identities", "num_frames_scored",
@@ -273,6 +278,7 @@ def evaluate(
     baselines = {name: make() for name, make in BASELINES.items()}
 
     per_scene: list[dict] = []
+    ceiling: list[dict] = []  # the pose detector on the ground-truth frames
     all_pred: list[Image.Image] = []
     all_gt: list[Image.Image] = []
     seconds, rendered = 0.0, 0
@@ -293,6 +299,10 @@ def evaluate(
         pred, gt = [p.convert("RGB") for p in pred[first:]], gt[first:]
         kp = keypoints[first:] if keypoints is not None else None
         scores = metrics.score_sequence(pred, gt, kp)
+        if pose_detector is not None and kp is not None:
+            accuracy = pose_accuracy(pred, kp, pose_detector)
+            scores.update(pck=accuracy["pck"], oks=accuracy["oks"])
+            ceiling.append(pose_accuracy(gt, kp, pose_detector))
         if lpips and "lpips" not in skipped:
             scores["lpips"] = metrics.lpips_distance(pred, gt)
         base_scores = {}
@@ -300,6 +310,8 @@ def evaluate(
             frames = _render(baseline, ref_image, scene_poses, num_inference_steps, seed, False)[first:]
             base = metrics.score_sequence(frames, gt, kp)
             base.pop("parts", None)
+            if pose_detector is not None and kp is not None:
+                base.update({k: v for k, v in pose_accuracy(frames, kp, pose_detector).items() if k in POSE_ACCURACY_KEYS})
             base_scores[name] = {"scene": scene, **base}
         row = {"scene": scene, "identity": _identity(scene), "reference": ref_name, "frames": len(gt), **scores,
                "baselines": base_scores}
@@ -310,7 +322,8 @@ def evaluate(
             all_pred += pred
             all_gt += gt
 
-    keys = METRIC_KEYS + (("lpips",) if lpips and "lpips" not in skipped else ())
+    pose_keys = POSE_ACCURACY_KEYS if ceiling else ()
+    keys = METRIC_KEYS + (("lpips",) if lpips and "lpips" not in skipped else ()) + pose_keys
     summary, spread, per_identity = summarise(per_scene, keys)
     for ident, entry in per_identity.items():
         entry["palette"] = identity_palette(root, ident)
@@ -323,9 +336,9 @@ def evaluate(
     base_metrics, base_spread, base_per_identity = {}, {}, {}
     for name in baselines:
         base_metrics[name], base_spread[name], base_per_identity[name] = summarise(
-            [r["baselines"][name] for r in per_scene], METRIC_KEYS)
-    beats = {name: {key: list(identities_better(per_identity, base_per_identity[name], key)) for key in METRIC_KEYS}
-             for name in baselines}
+            [r["baselines"][name] for r in per_scene], METRIC_KEYS + pose_keys)
+    beats = {name: {key: list(identities_better(per_identity, base_per_identity[name], key))
+                    for key in METRIC_KEYS + pose_keys} for name in baselines}
     part_names = sorted({p for r in per_scene for p in r.get("parts", {})})
     parts = {p: float(np.mean([r["parts"][p] for r in per_scene if p in r.get("parts", {})])) for p in part_names}
     return {
@@ -347,6 +360,8 @@ def evaluate(
         "beats_baseline": beats,
         "parts": parts,
         "skipped": skipped,
+        "pose_accuracy_ceiling": ({k: float(np.nanmean([c[k] for c in ceiling])) for k in ("pck", "oks", "detected")}
+                                  if ceiling else None),
         "seconds_per_frame": seconds / max(rendered, 1),
         "sequences": per_scene,
     }
@@ -359,7 +374,7 @@ def _cell(value: float | None) -> str:
 def format_table(result: dict) -> str:
     """A plain-text table: one row per identity, the mean, std, min and max over identities, the
     model on each clothing palette, the baselines on the same frames, and how often the model beats them."""
-    keys = [k for k in METRIC_KEYS + ("lpips",) if k in result["metrics"]]
+    keys = [k for k in METRIC_KEYS + ("lpips",) + POSE_ACCURACY_KEYS if k in result["metrics"]]
     settings = result["settings"]
     reference = ("another clip of the same identity" if settings.get("reference", "other") == "other"
                  else "the clip's own first frame (flatters)")
@@ -390,6 +405,10 @@ def format_table(result: dict) -> str:
              header, rule]
     for row in rows:
         lines.append(rule if row is None else f"{row[0]:<{label}}" + "".join(f"{c:>{w}}" for c, w in zip(row[1], widths)))
+    if result.get("pose_accuracy_ceiling"):
+        c = result["pose_accuracy_ceiling"]
+        lines.append(f"pose accuracy ceiling (the detector on the ground-truth frames): PCK {c['pck']:.3f}, "
+                     f"OKS {c['oks']:.3f}, a person found in {c['detected']:.0%} of frames")
     if result["metrics"].get("fid") is not None:
         lines.append(f"FID: {result['metrics']['fid']:.3f}")
     for name, reason in result["skipped"].items():
