@@ -30,6 +30,7 @@ from turbonext.converters.build import SD_IMAGE_VARIATIONS_IMAGE_ENCODER
 from turbonext.converters.sources import get_source
 from turbonext.models.configs import SD15_VAE
 
+
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "converters"
 MANIFESTS = {"animate-anyone": "animate_anyone_manifest.json", "musepose": "musepose_manifest.json",
              "rain": "rain_manifest.json"}

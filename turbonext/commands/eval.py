@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from turbonext.evaluation.ablations import compare_ablations, evaluate_ablations, format_ablation_table
+from turbonext.evaluation.group_scenes import evaluate_group_scenes, format_group_scenes
 from turbonext.evaluation.held_out import BASELINES, evaluate, format_table
 from turbonext.evaluation.long_stream import evaluate_long_stream, format_long_stream, plot_long_stream
 from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="turbonext eval", description="Evaluate a model on held-out synthetic sequences.")
     parser.add_argument("--model", required=True,
                         help=f"a TurboNextPipeline folder or hub id (from_pretrained), or a baseline: {', '.join(BASELINE_MODELS)}")
-    parser.add_argument("--data", required=True, help="a dataset written by `turbonext synthetic`")
+    parser.add_argument("--data", default=None, help="a dataset written by `turbonext synthetic` (not needed with "
+                                                     "--group-scenes)")
     parser.add_argument("--split", default="test_identity", choices=SPLITS,
                         help="test_identity (default) for reported numbers; val_identity for recipe decisions")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per scene (default: all)")
@@ -63,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pose-accuracy", default=None, metavar="DETECTOR",
                         help="also score pose accuracy (PCK@0.2, OKS) of the frames with this pose detector (auto, "
                              "yolo, mediapipe), with its ceiling on the ground-truth frames")
+    parser.add_argument("--group-scenes", type=int, default=None, metavar="N",
+                        help="instead of --data's scenes: N generated scenes of --people people (one pose map with "
+                             "every skeleton, a group photo as reference), each person scored in their own slot")
+    parser.add_argument("--people", type=int, default=2, help="with --group-scenes: people per scene (2-4)")
     parser.add_argument("--json", default=None, help="write the full result here")
     return parser
 
@@ -85,7 +91,20 @@ def cli_main(argv: list[str] | None = None) -> int:
         parser.error("--ablations needs a TurboNextPipeline model")
     if args.streaming and (args.ablations or args.model in BASELINE_MODELS):
         parser.error("--streaming compares a model's stream with its offline clip: no --ablations, no baseline model")
+    if not args.data and not args.group_scenes:
+        parser.error("--data is required (a dataset written by `turbonext synthetic`), unless --group-scenes N")
     pipe = load_model(args.model, args.device)
+    if args.group_scenes:
+        try:
+            result = evaluate_group_scenes(pipe, num_scenes=args.group_scenes, people=args.people,
+                                           num_frames=args.num_frames or 8, num_inference_steps=args.steps, seed=args.seed)
+        except ValueError as err:
+            parser.error(str(err))
+        result["model"] = args.model
+        print(format_group_scenes(result))
+        if args.json:
+            write_json(args.json, result)
+        return 0
     if args.streaming:
         return _long_stream(parser, args, pipe)
     settings = dict(dataset_dir=args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
