@@ -1,14 +1,19 @@
-"""turbonext Gradio app: Upload (reference + driving video -> MP4) and Webcam (live) tabs.
+"""turbonext Gradio app: Upload (reference + driving video or built-in motion -> MP4) and Webcam (live) tabs.
 
-UI only: the logic lives in :mod:`turbonext.jobs.clip` and :mod:`turbonext.jobs.live`. The model is
-loaded once at start (``--model`` / ``TURBONEXT_MODEL``, default the embedded demo); if it cannot
-be loaded the app still starts and says why. Run: ``python app.py [--model M] [--port 7860]``.
+UI only: the logic lives in :mod:`turbonext.jobs` (``clip``, ``live``, ``uploads``, ``sharing``, ``examples``).
+The model is loaded once at start (``--model`` / ``TURBONEXT_MODEL``, default the embedded demo); if it
+cannot be loaded the app still starts and says why. Run: ``python app.py [--model M] [--port 7860]``.
+Needs the ``[app]`` and ``[pose]`` extras: ``pip install 'turbonext[app,pose]'``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
+import threading
+import weakref
+from pathlib import Path
 
 
 if os.environ.get("SPACE_ID"):  # on Hugging Face Spaces only; must come before torch initialises CUDA
@@ -19,21 +24,46 @@ if os.environ.get("SPACE_ID"):  # on Hugging Face Spaces only; must come before 
 else:
     spaces = None
 
-import gradio as gr
+APP_EXTRA_HINT = "pip install 'turbonext[app,pose]'"
+try:
+    import gradio as gr
+except ImportError as _err:  # before any heavy import, so `python app.py --help` answers at once
+    if __name__ == "__main__":
+        sys.exit(f"The turbonext app needs Gradio ({_err}); install what both tabs need with: {APP_EXTRA_HINT}")
+    raise
 
-from turbonext.jobs.clip import render_clip
-from turbonext.jobs.live import LiveSession
-from turbonext.loaders.hub import DEMO_MODEL_NAME
-from turbonext.pipelines.inference import load_for_inference
-from turbonext.streaming.session import COMPILE_MODES
+from turbonext.jobs.clip import render_clip  # noqa: E402
+from turbonext.jobs.driving_inputs import BUILTIN_MOTIONS, builtin_motion_poses  # noqa: E402
+from turbonext.jobs.examples import example_files  # noqa: E402
+from turbonext.jobs.live import LiveSession  # noqa: E402
+from turbonext.jobs.reference import native_size, pose_style_of  # noqa: E402
+from turbonext.jobs.sharing import LiveSeats, MachineBusy  # noqa: E402
+from turbonext.jobs.uploads import ACCEPTED_IMAGES, check_video_upload, read_image_upload  # noqa: E402
+from turbonext.loaders.hub import DEMO_MODEL_NAME  # noqa: E402
+from turbonext.pipelines.inference import load_for_inference  # noqa: E402
+from turbonext.streaming.session import COMPILE_MODES  # noqa: E402
 
 
 STREAM_EVERY = 0.08  # s between webcam frames sent by the browser (~12 fps)
 STREAM_TIME_LIMIT = 180  # s per webcam stream, so one user cannot hold the GPU forever
 CPU_STREAM_WINDOW = 8  # on a CPU: the demo's uniform stream, 4 new frames against 4 finished ones (BENCHMARKS.md)
-STREAM_CONCURRENCY = 4  # stream calls only submit/fetch; the GPU work is serialised by the pipeline lock
-INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video "
-         "(**Upload**) or with your own moves in front of the camera (**Webcam**).")
+LIVE_SESSIONS = {"cpu": 1, "accelerator": 2}  # default cap on concurrent webcam streams (--max-live-sessions)
+LIVE_IDLE_TIMEOUT = 15.0  # s without a webcam frame after which a stream's seat is free again
+MAX_FILE_SIZE = "200mb"  # per upload (Gradio refuses larger files before they reach a handler)
+VIDEO_SOURCE = "video"  # the driving-source value for "your video"; the others are built-in motion names
+EXAMPLE_FRAMES = 24
+INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video or a "
+         "built-in motion (**Upload**) or with your own moves in front of the camera (**Webcam**).")
+UPLOAD_HELP = (
+    f"**Reference**: {ACCEPTED_IMAGES} of one person, ideally head to toe. **Driving**: a video of one person "
+    "moving, or a built-in motion (no video needed). Frames of the video where nobody is found **hold the last "
+    "pose** found (the figure stands still); a video with nobody in it is refused. Only the first *Max frames* "
+    "frames are used (12 per second of video).")
+WEBCAM_HELP = (
+    "Upload a photo, then start the webcam. When you step out of view the figure **holds your last pose**. "
+    "The stats line says how many frames per second are shown, the delay, and how many camera frames were "
+    "skipped because the model was still busy with an earlier one (nothing queues up). A few people can stream "
+    "at once; they share the machine's speed, and beyond the limit the app asks you to try again in a minute.")
 
 
 def load_model(name: str, device: str | None = None):
@@ -65,118 +95,283 @@ def default_detector_factory():
         return None
 
 
-class Handlers:
-    """The app's event handlers, plain methods so tests can call them without a browser."""
+def missing_pose_notice() -> str | None:
+    """A notice for the top of the page when no pose detector package is installed (the ``[pose]`` extra)."""
+    import importlib.util
 
-    def __init__(self, pipe, detector_factory=default_detector_factory, live_kwargs: dict | None = None):
+    if any(importlib.util.find_spec(name) is not None for name in ("ultralytics", "mediapipe")):
+        return None
+    return ("**No pose detector is installed**: the Upload tab can use built-in motions only and the Webcam tab "
+            f"cannot follow you. Install one with: {APP_EXTRA_HINT}")
+
+
+def _component_class(define):
+    """Define a Gradio component subclass without the ``.pyi`` file Gradio's ``ComponentMeta`` writes next to the
+    defining module (``create_or_modify_pyi``, meant for custom-component packages): an ``app.pyi`` in the working
+    tree, or in site-packages on a Space."""
+    import gradio.component_meta as meta
+
+    write_pyi, meta.create_or_modify_pyi = meta.create_or_modify_pyi, lambda *args, **kwargs: None
+    try:
+        return define()
+    finally:
+        meta.create_or_modify_pyi = write_pyi
+
+
+def _define_uploaded_image():
+    class UploadedImage(gr.Image):
+        """A ``gr.Image`` upload whose handler gets the file's path, not yet decoded.
+
+        Gradio's own preprocessing opens every uploaded image with PIL, even with ``type="filepath"``; a file PIL
+        cannot read (a text file renamed .png, a 0-byte file) then fails there, before any handler runs, and the
+        user sees a bare "Error". Here the handler decodes the file itself
+        (:func:`turbonext.jobs.uploads.read_image_upload`) and can say what was wrong and what is accepted.
+        ``is_template`` makes the browser draw it as the ordinary Image component.
+        """
+
+        is_template = True  # no __init__ of its own: Gradio sends the browser the props named in gr.Image.__init__
+
+        def preprocess(self, payload):
+            if payload is None:
+                return None
+            if payload.url and payload.url.startswith("data:"):  # an image pasted as data: Gradio decodes it
+                try:
+                    return super().preprocess(payload)
+                except Exception as err:  # any decoding failure becomes a sentence
+                    raise gr.Error(f"The pasted image could not be read ({err}). Upload {ACCEPTED_IMAGES} "
+                                   "instead.") from err
+            return str(payload.path) if payload.path else None
+
+    return UploadedImage
+
+
+UploadedImage = _component_class(_define_uploaded_image)
+
+
+def _session_key(request, live) -> object:
+    return getattr(request, "session_hash", None) or id(live)
+
+
+class Handlers:
+    """The app's event handlers, plain methods so tests can call them without a browser.
+
+    ``max_live_sessions`` caps the webcam streams running at once (:class:`~turbonext.jobs.sharing.LiveSeats`);
+    ``frames_root`` is where streamed pictures are written, one new file each (see
+    :class:`~turbonext.jobs.live.FrameFiles` for why: the content-length races of Gradio's image cache).
+    """
+
+    def __init__(self, pipe, detector_factory=default_detector_factory, live_kwargs: dict | None = None,
+                 max_live_sessions: int = 1, frames_root: str | Path | None = None,
+                 idle_timeout: float = LIVE_IDLE_TIMEOUT):
         self.pipe, self.detector_factory, self.live_kwargs = pipe, detector_factory, live_kwargs or {}
+        self.seats = LiveSeats(max_live_sessions, idle_timeout=idle_timeout)
+        if frames_root is None:
+            frames_root = Path(gr.utils.get_upload_folder()) / "turbonext-live"  # Gradio serves it without a copy
+        self.frames_root = Path(frames_root)
+        self.frames_root.mkdir(parents=True, exist_ok=True)
+        self._sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # session -> LiveSession
+        self._told_busy: set = set()
+        self._lock = threading.Lock()
 
     def _need_model(self) -> None:
         if self.pipe is None:
             raise gr.Error("No model is loaded (see the notice at the top); nothing can be generated.")
 
-    def generate(self, reference, video, steps, max_frames, progress=gr.Progress()):
-        """Upload tab: -> (MP4 path, pose preview). Inputs stay in place on error."""
-        self._need_model()
-        if reference is None:
-            raise gr.Error("Upload a reference photo of one person first.")
-        if not video:
-            raise gr.Error("Upload a driving video (a person moving) first.")
+    # ------------------------------------------------------------------ Upload tab
+    @staticmethod
+    def check_reference(image) -> str:
+        """Upload tab, on upload: read the photo at once, so a bad file is reported before Generate."""
+        if image is None:
+            return ""
         try:
-            result = render_clip(self.pipe, reference, video, detector=self.detector_factory(),
-                                 num_inference_steps=int(steps), max_frames=int(max_frames), progress=progress)
+            _, notices = read_image_upload(image)
+        except ValueError as err:
+            gr.Warning(str(err))
+            return str(err)
+        for notice in notices:
+            gr.Warning(notice)
+        return " ".join(notices) or "Reference photo read."
+
+    def generate(self, reference, video, steps, max_frames, source=VIDEO_SOURCE, progress=gr.Progress()):
+        """Upload tab: -> (MP4 path, pose preview, status). Inputs stay in place on error."""
+        self._need_model()
+        try:
+            rgb, notices = read_image_upload(reference)
+            if source in (None, "", VIDEO_SOURCE):
+                driving = check_video_upload(video)
+            else:
+                driving = builtin_motion_poses(source, native_size(self.pipe), int(max_frames),
+                                               style=pose_style_of(self.pipe))
+            detector = self.detector_factory()
+            try:
+                result = render_clip(self.pipe, rgb, driving, detector=detector, num_inference_steps=int(steps),
+                                     max_frames=int(max_frames), progress=progress)
+            finally:
+                if detector is not None:
+                    detector.close()
         except ValueError as err:
             raise gr.Error(str(err)) from err
-        for notice in result.notices:
+        except RuntimeError as err:  # torch.OutOfMemoryError is one; the next request is served as usual
+            if "out of memory" in str(err).lower():
+                raise gr.Error("The machine ran out of memory for this clip: lower Max frames (or Steps) and try "
+                               "again.") from err
+            raise gr.Error(f"The clip could not be rendered ({' '.join(str(err).split())[:300]}).") from err
+        notices += result.notices
+        for notice in notices:
             gr.Warning(notice)
-        return str(result.video), result.pose_preview
+        status = f"Done: {result.num_frames} frames in {result.seconds:.1f} s."
+        return str(result.video), result.pose_preview, "\n\n".join([status, *notices])
 
-    def set_reference(self, image, live: LiveSession | None):
+    def run_example(self, reference, source, steps, max_frames, progress=gr.Progress()):
+        """An example row: a reference photo and a built-in motion."""
+        return self.generate(reference, None, steps, max_frames, source, progress=progress)
+
+    # ------------------------------------------------------------------ Webcam tab
+    def set_reference(self, image, live: LiveSession | None, request: gr.Request = None):
         """Webcam tab: a new reference photo -> (live session, what the model sees, status)."""
         self._need_model()
         if image is None:
             if live is not None:
                 live.close()
-            return None, None, "Upload a reference photo of one person."
-        if live is None:
+            self.seats.release(_session_key(request, live))
+            return live, None, "Upload a reference photo of one person."
+        if live is None:  # made even for a bad photo: its status line then keeps saying what was wrong
             detector = self.detector_factory()
             if detector is None:
-                raise gr.Error("No pose detector is installed: pip install 'turbonext[pose]'.")
+                return self._reference_problem("No pose detector is installed, so the webcam cannot be followed: "
+                                               "pip install 'turbonext[pose]'.", None)
+            live = LiveSession(self.pipe, detector, frame_dir=self.frames_root, **self.live_kwargs)
         try:
-            if live is None:
-                live = LiveSession(self.pipe, detector, **self.live_kwargs)
-            prepared = live.set_reference(image, require_person=False)
+            rgb, notices = read_image_upload(image)
+            prepared = live.set_reference(rgb, require_person=False)
         except ValueError as err:
-            raise gr.Error(str(err)) from err
-        if prepared.notice:
-            gr.Warning(prepared.notice)
+            return self._reference_problem(str(err), live)
+        with self._lock:
+            self._sessions[_session_key(request, live)] = live
+        for notice in [*notices, *([prepared.notice] if prepared.notice else [])]:
+            gr.Warning(notice)
         status = "Reference set. Start the webcam and move!"
         if self.live_kwargs.get("compile"):
             status += " (The first stream waits while torch.compile builds the model, a few minutes, once.)"
         return live, prepared.image, status
 
-    @staticmethod
-    def stream(frame, live: LiveSession | None):
-        """Webcam tab, per frame: -> (newest rendered frame, pose map, stats). Never waits for the model."""
+    def _reference_problem(self, message: str, live: LiveSession | None):
+        """A photo that cannot be used: say why (warning + status line); a running stream keeps its photo."""
+        gr.Warning(message)
+        if live is not None and live.runner is not None:
+            return live, gr.skip(), f"{message} The previous photo is still in use."
+        if live is not None:
+            live.problem = message  # the stream's status line repeats it instead of "upload a photo"
+        return live, None, message
+
+    def stream(self, frame, live: LiveSession | None, request: gr.Request = None):
+        """Webcam tab, per frame: -> (newest rendered frame, pose map, status). Never waits for the model.
+
+        Pictures are returned as new files (:meth:`LiveSession.display_files`), and not at all when unchanged."""
         if live is None or live.runner is None:
-            return gr.skip(), gr.skip(), "Upload a reference photo first (left)."
-        if frame is None:
-            return gr.skip(), gr.skip(), live.stats_markdown()
+            status = live.status_line() if live is not None else "Upload a reference photo of one person (left) first."
+            return gr.skip(), gr.skip(), status
+        key = _session_key(request, live)
         try:
-            out = live.process(frame)
-        except (ValueError, RuntimeError) as err:  # bad frame, or the model worker failed
-            raise gr.Error(str(err)) from err
-        return (gr.skip() if out is None else out), live.pose_map, live.stats_markdown()
+            streaming = self.seats.claim(key)
+        except MachineBusy as err:
+            if key not in self._told_busy:
+                self._told_busy.add(key)
+                gr.Warning(str(err))
+            return gr.skip(), gr.skip(), str(err)
+        self._told_busy.discard(key)
+        if frame is not None:
+            try:
+                live.process(frame)
+            except RuntimeError as err:  # the model or detection worker failed: stop, say so once, keep the page
+                live.close()
+                live.problem = f"The live stream stopped ({err}). Upload the photo again to restart it."
+                gr.Warning(live.problem)
+                self.seats.release(key)
+                return gr.skip(), gr.skip(), live.problem
+            except ValueError as err:  # a frame that is not an image
+                raise gr.Error(f"A webcam frame could not be used: {err}") from err
+        result, pose = live.display_files()
+        return (gr.skip() if result is None else result), (gr.skip() if pose is None else pose), live.status_line(streaming)
+
+    def leave(self, request: gr.Request = None) -> None:
+        """The user closed or reloaded the page: free their seat and end their stream at once."""
+        key = getattr(request, "session_hash", None)
+        if key is None:
+            return
+        self.seats.release(key)
+        self._told_busy.discard(key)
+        with self._lock:
+            live = self._sessions.pop(key, None)
+        if live is not None:
+            live.discard()
 
 
 def close_live(live: LiveSession | None) -> None:
+    """The session's state is deleted (Gradio: an hour after the page closed, if ``leave`` did not run)."""
     if live is not None:
-        live.close()
+        live.discard()
 
 
 def build_demo(pipe, notice: str | None = None, detector_factory=default_detector_factory,
-               live_kwargs: dict | None = None) -> gr.Blocks:
+               live_kwargs: dict | None = None, max_live_sessions: int = 1) -> gr.Blocks:
     """The Blocks (not launched). ``pipe`` may be None: the app then shows ``notice`` and generates nothing."""
-    h = Handlers(pipe, detector_factory, live_kwargs)
-    generate = spaces.GPU(duration=120)(h.generate) if spaces is not None else h.generate
+    h = Handlers(pipe, detector_factory, live_kwargs, max_live_sessions=max_live_sessions)
+    generate, run_example = h.generate, h.run_example
+    if spaces is not None:
+        generate, run_example = spaces.GPU(duration=120)(generate), spaces.GPU(duration=120)(run_example)
+    examples = example_files()
+    motions = [("your video (upload below)", VIDEO_SOURCE)] + [(f"built-in motion: {m}", m) for m in BUILTIN_MOTIONS]
     with gr.Blocks(title="turbonext") as demo:
         gr.Markdown(INTRO)
         gr.Markdown(notice or "", visible=bool(notice), elem_id="model-notice")
         with gr.Tab("Upload"):
             with gr.Row():
                 with gr.Column():
-                    ref = gr.Image(label="Reference photo (one person)", type="numpy", sources=["upload", "clipboard"])
-                    video = gr.Video(label="Driving video", sources=["upload"])
+                    ref = UploadedImage(label="Reference photo (one person)", sources=["upload", "clipboard"], type="filepath")
+                    source = gr.Dropdown(motions, value=VIDEO_SOURCE, label="Driving source")
+                    video = gr.Video(label="Driving video (a person moving)", sources=["upload"])
                     with gr.Row():
                         steps = gr.Slider(1, 8, value=4, step=1, label="Steps")
                         max_frames = gr.Slider(8, 240, value=48, step=8, label="Max frames")
                     go = gr.Button("Generate", variant="primary", interactive=pipe is not None)
+                    gr.Markdown(UPLOAD_HELP)
                 with gr.Column():
                     out_video = gr.Video(label="reference | pose | result", autoplay=True)
                     pose_preview = gr.Image(label="Poses found in the video", interactive=False)
-            go.click(generate, [ref, video, steps, max_frames], [out_video, pose_preview],
+                    upload_status = gr.Markdown("", elem_id="upload-status")
+            ref.upload(h.check_reference, [ref], [upload_status], api_visibility="private", show_progress="hidden")
+            go.click(generate, [ref, video, steps, max_frames, source], [out_video, pose_preview, upload_status],
                      api_name="generate", concurrency_limit=1)
+            gr.Examples([[str(path), motion, 4, EXAMPLE_FRAMES] for path, motion in zip(examples.values(), ("dance", "wave"))],
+                        [ref, source, steps, max_frames], [out_video, pose_preview, upload_status], fn=run_example,
+                        run_on_click=True, cache_examples=False, api_visibility="private",
+                        label="Examples (offline): a photo driven by a built-in motion, one click")
         with gr.Tab("Webcam"):
             live = gr.State(None, delete_callback=close_live)
             with gr.Row():
                 with gr.Column(scale=1):
-                    live_ref = gr.Image(label="Reference photo (one person)", type="numpy", sources=["upload", "clipboard"])
+                    live_ref = UploadedImage(label="Reference photo (one person)", sources=["upload", "clipboard"], type="filepath")
+                    gr.Examples([[str(path)] for path in examples.values()], [live_ref], label="Example photos")
                     model_view = gr.Image(label="What the model sees", interactive=False, height=160)
                 with gr.Column(scale=1):
                     cam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
                     pose_view = gr.Image(label="Pose", interactive=False, height=160)
                 with gr.Column(scale=1):
                     result = gr.Image(label="Result", interactive=False)
-                    stats = gr.Markdown("Upload a reference photo, then start the webcam.")
+                    stats = gr.Markdown("Upload a reference photo, then start the webcam.", elem_id="live-status")
+            gr.Markdown(WEBCAM_HELP)
             live_ref.change(h.set_reference, [live_ref, live], [live, model_view, stats], api_name="set_reference")
             cam.stream(h.stream, [cam, live], [result, pose_view, stats], stream_every=STREAM_EVERY,
-                       time_limit=STREAM_TIME_LIMIT, concurrency_limit=STREAM_CONCURRENCY, api_name=False,
+                       time_limit=STREAM_TIME_LIMIT, concurrency_limit=max(4, max_live_sessions + 2),
+                       api_visibility="private",
                        show_progress="hidden")
+        demo.unload(h.leave)
     return demo
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="turbonext Gradio app")
+    p = argparse.ArgumentParser(description=f"turbonext Gradio app (needs: {APP_EXTRA_HINT})")
     p.add_argument("--model", default=os.environ.get("TURBONEXT_MODEL", DEMO_MODEL_NAME),
                    help="a pipeline folder, a Hub repo id, or the embedded demo (env TURBONEXT_MODEL)")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
@@ -196,7 +391,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schedule", default=os.environ.get("TURBONEXT_SCHEDULE"), choices=[None, "uniform", "staggered"],
                    help="webcam stream: window layout (default: the model's config.stream_schedule; staggered only "
                         "for models trained on it; env TURBONEXT_SCHEDULE)")
-    return p.parse_args(argv)
+    p.add_argument("--max-live-sessions", type=int, default=os.environ.get("TURBONEXT_MAX_LIVE_SESSIONS"),
+                   help=f"webcam streams served at once; more users are asked to try again in a minute (default "
+                        f"{LIVE_SESSIONS['accelerator']} on a GPU, {LIVE_SESSIONS['cpu']} on a CPU; env "
+                        "TURBONEXT_MAX_LIVE_SESSIONS)")
+    args = p.parse_args(argv)
+    if args.max_live_sessions is not None and args.max_live_sessions < 1:
+        p.error(f"--max-live-sessions must be at least 1; got {args.max_live_sessions}.")
+    return args
 
 
 def live_settings(args: argparse.Namespace, device: str | None = None) -> dict:
@@ -213,9 +415,19 @@ def live_settings(args: argparse.Namespace, device: str | None = None) -> dict:
     return settings
 
 
+def max_live_sessions(args: argparse.Namespace, device: str | None = None) -> int:
+    """The cap on concurrent webcam streams: ``--max-live-sessions`` / ``TURBONEXT_MAX_LIVE_SESSIONS``, else
+    :data:`LIVE_SESSIONS` for the device type (one stream on a CPU, two on an accelerator)."""
+    if args.max_live_sessions is not None:
+        return int(args.max_live_sessions)
+    return LIVE_SESSIONS["cpu" if device in (None, "cpu") else "accelerator"]
+
+
 if __name__ == "__main__":
     args = parse_args()
     pipe, notice = load_model(args.model, args.device)
+    notice = "\n\n".join(part for part in (notice, missing_pose_notice()) if part)
     device = pipe.device.type if pipe is not None else "cpu"
-    demo = build_demo(pipe, notice, live_kwargs=live_settings(args, device))
-    demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port)
+    demo = build_demo(pipe, notice, live_kwargs=live_settings(args, device),
+                      max_live_sessions=max_live_sessions(args, device))
+    demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port, max_file_size=MAX_FILE_SIZE)

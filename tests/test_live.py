@@ -1,6 +1,7 @@
 """LiveSession (webcam logic) and render_clip (upload job) on the tiny pipeline with a fake detector."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def test_frames_flow_through_the_tiny_pipeline(pipe):
         stats = live.stats()
         assert stats["frames_in"] >= 1 and stats["frames_out"] >= 1
         assert stats["p50_latency_ms"] >= stats["p50_model_latency_ms"] > 0  # webcam frame in -> out covers the model
-        assert "fps" in live.stats_markdown()
+        assert "shown:" in live.stats_markdown() and "UNet" not in live.stats_markdown()
     finally:
         live.close()
 
@@ -199,3 +200,57 @@ def test_live_benchmark_replays_a_webcam_at_its_frame_rate(pipe):
     assert 0 <= row["dropped"] < row["frames_in"]
     table = markdown_rows([row])
     assert table[2].startswith("| live uniform window=4") and len(table) == 3
+
+
+def test_frame_files_are_new_complete_files_never_rewritten(tmp_path):
+    """The fix for the content-length races: every picture gets a name of its own, written under a temporary
+    name and renamed into place; the same picture twice is two files; only the newest ``keep`` stay."""
+    from turbonext.jobs.live import FrameFiles
+
+    files = FrameFiles(tmp_path, keep=3)
+    frame = webcam_frame(1)
+    paths = [files.write(frame) for _ in range(5)]
+    assert len(set(paths)) == 5 and all(Path(p).parent == files.folder for p in paths)
+    assert [Path(p).exists() for p in paths] == [False, False, True, True, True]
+    with Image.open(paths[-1]) as im:
+        im.load()  # complete: decodes to the end
+        assert im.size == (64, 48)
+    assert not list(files.folder.glob(".*"))  # no half-written staging file left behind
+    folder = files.folder
+    files.close()
+    assert not folder.exists()
+
+
+def test_shown_rate_has_no_start_up_burst():
+    from turbonext.jobs.live import ShownRate
+
+    rate = ShownRate(window=5.0, min_seconds=3.0)
+    for i in range(4):  # the first burst of 4 frames, shown one per webcam tick (12.5 per second)
+        rate.add(1.0 + 0.08 * i)
+    assert rate.rate(1.3) is None and rate.rate(3.9) is None  # not "12.5 frames/s"
+    for t in np.arange(1.5, 9.0, 0.25):  # then 4 frames per second
+        rate.add(float(t))
+    assert rate.rate(9.0) == pytest.approx(4.0, abs=0.3)
+
+
+def test_status_line_in_words_and_no_person_holds_the_pose(pipe):
+    live = LiveSession(pipe, FakeDetector(), num_inference_steps=2, window=4, frames_per_level=1)
+    assert "Upload a reference photo" in live.status_line()
+    live.set_reference(webcam_frame(4))
+    try:
+        assert live.status_line().startswith("starting: the first picture takes a few seconds")
+        held = live.make_pose_map(webcam_frame(5)).copy()
+        assert held.max() > 0 and live.person_in_view
+        again = live.make_pose_map(np.zeros((48, 64, 3), np.uint8))  # nobody in view
+        assert (again == held).all() and not live.person_in_view and live.frames_without_person == 1
+        assert "no person in view: holding the last pose" in live.status_line()
+        out, _ = wait_for_output(live, frames=150)
+        line = live.status_line(streaming=2)
+        assert out is not None and "shown: measuring..." in line  # no frame rate before 3 s of frames
+        assert "2 people are streaming: each gets about half the speed." in line
+        for word in ("fps", "UNet", "latency", "dropped", " ms"):
+            assert word not in line
+        live.runner.dropped = 12
+        assert "skipped 12 camera frames (the model was busy)" in live.status_line()
+    finally:
+        live.discard()

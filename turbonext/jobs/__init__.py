@@ -1,5 +1,6 @@
-"""What the app and the command line run, free of any UI: a live webcam session, an offline clip, and
-the driving inputs (videos, pose folders, the built-in synthetic motion)."""
+"""What the app and the command line run, free of any UI: a live webcam session, an offline clip, the
+driving inputs (videos, pose folders, the built-in synthetic motions), the checks of user uploads, the seats
+that cap concurrent live streams, and the app's offline examples."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ _LAZY = {
     "poses_from_video": "turbonext.jobs.driving_inputs",
     "poses_from_folder": "turbonext.jobs.driving_inputs",
     "synthetic_demo_inputs": "turbonext.jobs.driving_inputs",
+    "builtin_motion_poses": "turbonext.jobs.driving_inputs",
+    "read_image_upload": "turbonext.jobs.uploads",
+    "LiveSeats": "turbonext.jobs.sharing",
+    "example_files": "turbonext.jobs.examples",
 }
 
 __all__ = sorted(_LAZY)
@@ -23,6 +28,14 @@ __getattr__ = lazy_getattr(__name__, _LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
     from turbonext.jobs.clip import render_clip
-    from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
+    from turbonext.jobs.driving_inputs import (
+        builtin_motion_poses,
+        poses_from_folder,
+        poses_from_video,
+        synthetic_demo_inputs,
+    )
+    from turbonext.jobs.examples import example_files
     from turbonext.jobs.live import LiveSession
     from turbonext.jobs.reference import prepare_reference
+    from turbonext.jobs.sharing import LiveSeats
+    from turbonext.jobs.uploads import read_image_upload

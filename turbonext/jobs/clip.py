@@ -20,7 +20,13 @@ import torch
 from PIL import Image
 
 from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
-from turbonext.jobs.driving_inputs import IMAGE_EXTENSIONS, pad_pose_square, poses_from_folder, poses_from_video
+from turbonext.jobs.driving_inputs import (
+    IMAGE_EXTENSIONS,
+    pad_pose_square,
+    poses_from_folder,
+    poses_from_video,
+    reset_tracking,
+)
 from turbonext.jobs.reference import native_size, pose_style_of, prepare_reference, reference_pose_for
 from turbonext.jobs.sharing import pipeline_lock
 from turbonext.utils.images import side_by_side
@@ -47,9 +53,12 @@ def _report(progress: Progress | None, fraction: float, desc: str) -> None:
         progress(float(min(max(fraction, 0.0), 1.0)), desc=desc)
 
 
-def load_poses(driving, size: int, max_frames: int, detector, fps: float, style: str = "turbonext") -> list[Image.Image]:
-    """Driving input -> pose maps (size x size): a video file (its poses drawn in ``style``), a folder of pose
-    images, or a list of pose images (PIL or uint8 RGB arrays)."""
+def load_poses(driving, size: int, max_frames: int, detector, fps: float, style: str = "turbonext",
+               notices: list[str] | None = None) -> list[Image.Image]:
+    """Driving input -> pose maps (size x size): a video file (its poses drawn in ``style``; frames without a
+    person hold the last pose, see :func:`~turbonext.jobs.driving_inputs.poses_from_video`), a folder of pose
+    images, or a list of pose images (PIL or uint8 RGB arrays). ``notices`` (a list) receives what the user
+    should know about the input (frames held, the video capped at ``max_frames``)."""
     if driving is None:
         raise ValueError("no driving input: upload a video of a person moving (MP4, MOV, WebM...) or give pose images.")
     if isinstance(driving, (str, Path)):
@@ -65,8 +74,10 @@ def load_poses(driving, size: int, max_frames: int, detector, fps: float, style:
             raise ValueError("a pose detector is needed to read poses from a video; install one with "
                              "pip install 'turbonext[pose]'.")
         return poses_from_video(path, size, detector=detector, fps=fps, max_frames=max_frames, progress=False,
-                                style=style)
+                                style=style, notices=notices)
     if isinstance(driving, Sequence) and len(driving) > 0:
+        if len(driving) > max_frames and notices is not None:
+            notices.append(f"Only the first {max_frames} of {len(driving)} pose images were used (the 'Max frames' setting).")
         out = []
         for i, item in enumerate(list(driving)[:max_frames]):
             if isinstance(item, np.ndarray):
@@ -94,7 +105,8 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
     Args:
         pipe: a :class:`~turbonext.TurboNextPipeline`.
         reference: the person: an image path, a PIL image or a uint8 RGB array.
-        driving: a video path, a folder of pose images or a list of pose images.
+        driving: a video path (frames without a person hold the last pose; a notice says how many), a folder
+            of pose images or a list of pose images (e.g. :func:`~turbonext.jobs.driving_inputs.builtin_motion_poses`).
         detector: a pose detector (needed for videos and to crop the reference around the person).
         num_inference_steps: 1..50 denoising steps (4 with LCM-LoRA).
         max_frames: 1..600, frames taken from the start of the driving input.
@@ -115,12 +127,13 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
 
     _report(progress, 0.0, "preparing the reference")
     style = pose_style_of(pipe)  # how this model's pose maps are drawn (a clear error for face-landmark models)
+    reset_tracking(detector)  # a tracking detector must not carry an earlier person into this photo
     prepared = prepare_reference(reference, detector, size, require_person=require_person, pose_style=style)
     reference_pose = reference_pose_for(pipe, prepared)  # None unless the model reads it
     if prepared.notice:
         notices.append(prepared.notice)
     _report(progress, 0.05, "reading poses")
-    poses = load_poses(driving, size, max_frames, detector, fps, style=style)
+    poses = load_poses(driving, size, max_frames, detector, fps, style=style, notices=notices)
     if not poses:
         raise ValueError("the driving input gave no frames.")
 

@@ -1,5 +1,5 @@
-"""Driving inputs -> pose maps: a video (pose detection, one fixed square crop around the person),
-a folder of pose images, or a built-in synthetic sequence (offline demo)."""
+"""Driving inputs -> pose maps: a video (pose detection, one fixed square crop around the person; frames
+without a person hold the last pose), a folder of pose images, or a built-in synthetic motion (offline)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from PIL import Image
 
 from turbonext.data.crop import crop_square, keypoints_to_crop, square_crop_box
 from turbonext.data.video_io import iter_frames
+from turbonext.jobs.uploads import ACCEPTED_VIDEOS
+from turbonext.pose.backends import PoseDetector
 from turbonext.pose.detectors import get_detector
 from turbonext.pose.render import render_pose
 from turbonext.pose.tracking import MainPersonTracker
 from turbonext.synthetic.dataset import identity_seed, make_sequence
 from turbonext.synthetic.figure import Identity
+from turbonext.synthetic.motion import MOTIONS
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -52,34 +55,101 @@ def pad_pose_square(rgb: np.ndarray, size: int) -> Image.Image:
 
 def poses_from_video(video: str | Path, size: int, detector="auto", fps: float | None = None,
                      max_frames: int | None = None, margin: float = 0.2, progress: bool = True,
-                     style: str = "turbonext") -> list[Image.Image]:
+                     style: str = "turbonext", notices: list[str] | None = None) -> list[Image.Image]:
     """Detect the main person in every frame and render their pose in one fixed square crop, drawn in ``style``
     (the model's :func:`~turbonext.jobs.reference.pose_style_of`).
 
     One crop for the whole clip (around the union of the person's boxes) keeps the camera still, and
     matches the training data's framing (square crop around the person, black outside the frame).
-    Frames with no person get an empty (black) pose map.
+
+    Frames where no person is found **hold the last pose** (frames before the person first appears take
+    the first pose found), so the figure stands still instead of vanishing into black frames. Raises a
+    ``ValueError`` (a sentence for the user, naming the file) when the video cannot be decoded, has no
+    frames, or shows no person in any frame. ``notices`` (a list, if given) receives what the user should
+    know: how many frames held a pose, that only the first ``max_frames`` were used, that the video ended
+    early (damaged). A tracking detector is :meth:`~turbonext.pose.backends.PoseDetector.reset` first, so a
+    person seen before (e.g. in the reference photo) is not carried into the video.
     """
     from tqdm.auto import tqdm
 
-    info, frames = iter_frames(video, fps=fps)
+    notices = [] if notices is None else notices
+    name = Path(video).name
+    try:
+        info, frames = iter_frames(video, fps=fps)
+    except ValueError as err:
+        reason = str(err).split(" as a video: ", 1)[-1]
+        raise ValueError(f"The driving video {name!r} could not be decoded ({reason}). Upload {ACCEPTED_VIDEOS} "
+                         f"of one person moving.") from err
     det = get_detector(detector) if isinstance(detector, str) else detector
+    reset_tracking(det)
     tracker = MainPersonTracker()
-    people = []
-    for i, _, frame in tqdm(frames, desc="detecting poses", disable=not progress):
-        if max_frames is not None and i >= max_frames:
-            break
-        people.append(tracker(det.detect(frame)))
-    if isinstance(detector, str):
-        det.close()
-    boxes = [p.box() for p in people if p is not None and p.box() is not None]
-    if not boxes:
-        raise ValueError(f"no person found in any frame of {video}; the driving video needs a visible person.")
+    people: list = []
+    more_frames = False
+    try:
+        for i, _, frame in tqdm(frames, desc="detecting poses", disable=not progress):
+            if max_frames is not None and i >= max_frames:
+                more_frames = True
+                break
+            people.append(tracker(det.detect(frame)))
+    except (OSError, RuntimeError, ValueError) as err:  # the decoder failed part way (a damaged or cut-off file)
+        if not people:
+            raise ValueError(f"The driving video {name!r} could not be decoded ({' '.join(str(err).split())[:200]}). "
+                             f"Upload {ACCEPTED_VIDEOS} of one person moving.") from err
+        notices.append(f"The driving video {name!r} could only be read up to frame {len(people)} (the rest of the "
+                       f"file seems damaged); those frames were used.")
+    finally:
+        if isinstance(detector, str):
+            det.close()
+    if not people:
+        raise ValueError(f"The driving video {name!r} has no frames. Upload a video of one person moving.")
+    found = [i for i, p in enumerate(people) if p is not None and p.box() is not None]
+    if not found:
+        raise ValueError(f"No person was found in the driving video {name!r} ({len(people)} frames checked). "
+                         f"Use a video that shows one person, ideally head to toe and facing the camera.")
+    if more_frames:
+        rate = fps or info.fps
+        length = f"{info.duration:.1f} s long" if info.duration else "longer"
+        notices.append(f"The driving video is {length}; only its first {len(people)} frames "
+                       f"({len(people) / rate:.1f} s at {rate:g} frames/s) were used: the 'Max frames' setting.")
+    if len(found) < len(people):
+        notices.append(f"A person was found in {len(found)} of {len(people)} frames of {name!r}; "
+                       f"the other frames hold the last pose found.")
+    boxes = [people[i].box() for i in found]
     union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     crop = square_crop_box(union, margin=margin)
-    black = Image.new("RGB", (size, size))
-    return [black.copy() if p is None else render_pose([keypoints_to_crop(p, crop, size)], size=(size, size), style=style)
-            for p in people]
+    rendered = {i: render_pose([keypoints_to_crop(people[i], crop, size)], size=(size, size), style=style) for i in found}
+    out, last = [], rendered[found[0]]  # before the person first appears: their first pose
+    for i in range(len(people)):
+        last = rendered.get(i, last)
+        out.append(last.copy())
+    return out
+
+
+def reset_tracking(detector) -> None:
+    """Forget the tracked person before a new scene: the detector's own state and, for a wrapper such as
+    :class:`~turbonext.pose.smoothing.SmoothedPoseDetector`, the wrapped detector's."""
+    for candidate in (detector, getattr(detector, "detector", None)):
+        if isinstance(candidate, PoseDetector):
+            candidate.reset()
+
+
+#: The built-in driving motions (synthetic poses, no video or detector needed).
+BUILTIN_MOTIONS: tuple[str, ...] = MOTIONS
+
+
+def builtin_motion_poses(motion: str, size: int, num_frames: int = 48, style: str = "turbonext",
+                         seed: int = 0) -> list[Image.Image]:
+    """A built-in synthetic motion (one of :data:`BUILTIN_MOTIONS`) as ``num_frames`` pose maps (size x size),
+    drawn in ``style``: a driving input for users without a video (the app's examples)."""
+    if motion not in BUILTIN_MOTIONS:
+        raise ValueError(f"unknown built-in motion {motion!r}; choose one of {', '.join(BUILTIN_MOTIONS)}.")
+    if not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive integer; got {num_frames!r}.")
+    ident = Identity.random(identity_seed(seed, DEMO_DATASET_IDENTITIES - 1))
+    _, poses, keypoints = make_sequence(ident, motion, num_frames=num_frames, size=size, seed=seed)
+    if style != "turbonext":
+        poses = [render_pose(kp[None], size=(size, size), style=style) for kp in keypoints]
+    return poses
 
 
 DEMO_DATASET_IDENTITIES = 120  # the demo model trained on `turbonext synthetic --identities 120` (the last 2 held out)

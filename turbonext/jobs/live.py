@@ -16,12 +16,18 @@ model calls apart.
 from __future__ import annotations
 
 import collections
+import os
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from turbonext.data.crop import CropBox, square_crop_box
+from turbonext.jobs.driving_inputs import reset_tracking
 from turbonext.jobs.reference import (
     PreparedReference,
     native_size,
@@ -30,7 +36,7 @@ from turbonext.jobs.reference import (
     prepare_reference,
     reference_pose_for,
 )
-from turbonext.jobs.sharing import pipeline_lock
+from turbonext.jobs.sharing import pipeline_lock, sharing_notice
 from turbonext.models.reference_attention import NoReferenceError
 from turbonext.pose.keypoints import Person
 from turbonext.pose.smoothing import OneEuroFilter
@@ -68,6 +74,84 @@ class FollowingCrop:
             current = np.asarray(self.crop)
             self.crop = tuple(float(v) for v in current + self.follow * (target - current))
         return self.crop
+
+
+# --------------------------------------------------------------------------------- display
+class FrameFiles:
+    """Every streamed picture in a file of its own, complete before its name exists, never written again.
+
+    Why (the app's "Too little/Too much data for declared Content-Length" errors from h11 and the browser's
+    ERR_CONTENT_LENGTH_MISMATCH on streamed images): a stream handler that returns numpy arrays has Gradio
+    (6.31, ``processing_utils.save_pil_to_cache``) encode each one and write it to
+    ``<cache>/<hash of the bytes>/image.webp`` with ``write_bytes``, which truncates and rewrites the file
+    *in place* even when it already exists. The webcam tab returned the same picture many times (the last
+    rendered frame and the pose map are shown again on every webcam tick until a new one is ready; every
+    frame without a person has the same black pose map), so the same path was truncated and rewritten while
+    the browser was still downloading it: the server had declared the old length and found fewer bytes
+    (truncated) or more (the stat raced a partial write). Here each new picture gets a new name and is
+    written under a temporary name first, then renamed into place (atomic), and an unchanged picture is not
+    sent again at all (:meth:`LiveSession.display_files`); only the newest ``keep`` files stay on disk
+    (the browser fetches each within a second of receiving its name).
+    """
+
+    def __init__(self, folder: str | Path | None = None, keep: int = 64, quality: int = 90) -> None:
+        if keep < 2:
+            raise ValueError(f"keep must be at least 2 files; got {keep}.")
+        self.folder = Path(tempfile.mkdtemp(prefix="turbonext-live-", dir=folder))
+        self.keep, self.quality = keep, quality
+        self.written = 0
+        self._files: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+
+    def write(self, frame: np.ndarray, kind: str = "frame") -> str:
+        """Write ``frame`` (uint8 RGB) to a new JPEG file; returns its path."""
+        with self._lock:
+            if self.folder is None:
+                raise ValueError("these frame files were removed (FrameFiles.close); make a new FrameFiles.")
+            self.written += 1
+            path = self.folder / f"{kind}-{self.written:07d}.jpg"
+            staging = self.folder / f".{path.name}.part"
+            Image.fromarray(np.ascontiguousarray(frame)).save(staging, format="JPEG", quality=self.quality)
+            os.replace(staging, path)  # the name appears with the whole file behind it
+            self._files.append(path)
+            while len(self._files) > self.keep:
+                self._files.popleft().unlink(missing_ok=True)
+            return str(path)
+
+    def close(self) -> None:
+        """Remove the folder and every file in it."""
+        with self._lock:
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.folder = None
+                self._files.clear()
+
+
+class ShownRate:
+    """Frames shown per second, honest from the start: nothing until ``min_seconds`` have passed since the
+    first frame was shown (a first burst of frames, shown one per webcam tick, would otherwise read as the
+    webcam's rate), then the frames shown over the last ``window`` seconds divided by that span."""
+
+    def __init__(self, window: float = 5.0, min_seconds: float = 3.0) -> None:
+        self.window, self.min_seconds = window, min_seconds
+        self.first: float | None = None
+        self.times: collections.deque = collections.deque()
+
+    def add(self, t: float) -> None:
+        if self.first is None:
+            self.first = t
+        self.times.append(t)
+
+    def rate(self, now: float) -> float | None:
+        if self.first is None or now - self.first < self.min_seconds:
+            return None
+        while self.times and self.times[0] < now - self.window:
+            self.times.popleft()
+        return len(self.times) / min(self.window, now - self.first)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 # --------------------------------------------------------------------------------- session
@@ -110,12 +194,17 @@ class LiveSession:
         margin: space around the person in the crop, as a fraction of their size.
         follow: how fast the crop follows the person (see :class:`FollowingCrop`).
         min_cutoff / beta: One-Euro smoothing of the keypoints (lower ``min_cutoff``: steadier).
+        frame_dir: where :meth:`display_files` writes the pictures to show (default: the system's temporary
+            folder); each session gets a folder of its own, removed by :meth:`discard`.
+
+    A webcam frame without a person holds the last pose (the figure stands still instead of vanishing);
+    :meth:`status_line` says so while it lasts.
     """
 
     def __init__(self, pipe, detector, size: int | None = None, num_inference_steps: int = 4, window: int = 16,
                  frames_per_level: int | None = None, compile: str | None = None, margin: float = 0.2,
                  follow: float = 0.05, min_cutoff: float = 1.0, beta: float = 0.05, generator=None,
-                 schedule: str | None = None) -> None:
+                 schedule: str | None = None, frame_dir: str | Path | None = None) -> None:
         self.pipe, self.detector = pipe, detector
         self.pose_style = pose_style_of(pipe)  # the maps this model was trained on (a clear error if none we draw)
         self.size = int(size or native_size(pipe))
@@ -139,6 +228,15 @@ class LiveSession:
         self.detections = 0  # webcam frames detected (the rest were replaced before the model was ready)
         self._in_times: collections.deque = collections.deque(maxlen=30)
         self._out_times: collections.deque = collections.deque(maxlen=30)
+        self.shown = ShownRate()
+        self.person_in_view = True
+        self.frames_without_person = 0  # detected webcam frames with nobody (they held the last pose)
+        self.output_version = 0  # +1 per new rendered frame (what display_files compares)
+        self.pose_version = 0  # +1 per new pose map
+        self.problem: str | None = None  # why there is no reference (a bad upload), for the status line
+        self.frame_dir = frame_dir
+        self._frame_files: FrameFiles | None = None
+        self._sent = (0, 0)  # the versions display_files last wrote
 
     # ------------------------------------------------------------------ reference
     def set_reference(self, image, require_person: bool = True) -> PreparedReference:
@@ -148,18 +246,23 @@ class LiveSession:
         a centre crop had to be used (only with ``require_person=False``; else a ``ValueError``).
         """
         with self._detector_lock:  # the running stream's detection thread shares the detector
+            reset_tracking(self.detector)  # the webcam's person must not be carried into the photo
             prepared = prepare_reference(image, self.detector, self.size, self.margin, require_person,
                                          pose_style=self.pose_style)
+            reset_tracking(self.detector)  # nor the photo's person into the webcam
         reference_pose = reference_pose_for(self.pipe, prepared)  # raises before the running stream is touched
         self.close()
         with self.lock:
             session = self.pipe.stream(reference_image=prepared.image, reference_pose=reference_pose, output_type="np",
                                        height=self.size, width=self.size, **self.stream_kwargs)
-        self.reference = prepared
+        self.reference, self.problem = prepared, None
         self.tracker.reset()  # before the new runner's detection thread starts
         self.smoother.reset()
         self.framer.reset()
         self.last_output = None
+        self.pose_map = None
+        self.shown = ShownRate()
+        self.person_in_view, self.frames_without_person = True, 0
         self.runner = LatestFrameRunner(_PoseStepper(session, self.lock), max_outputs=8, prepare=self._prepare)
         return prepared
 
@@ -175,7 +278,11 @@ class LiveSession:
             person = self.tracker(self.detector.detect(rgb))
         self.detect_ms.append((time.perf_counter() - start) * 1000)
         self.detections += 1
-        if person is None:
+        self.person_in_view = person is not None
+        if person is None:  # hold the last pose (black before anyone was seen)
+            self.frames_without_person += 1
+            if self.pose_map is not None:
+                return self.pose_map
             pose_map = np.zeros((self.size, self.size, 3), np.uint8)
         else:
             kp = person.keypoints.copy()
@@ -184,6 +291,7 @@ class LiveSession:
             person = Person(kp, person.score, person.bbox)
             pose_map = pose_map_in_crop(person, self.framer.update(person), self.size, self.pose_style)
         self.pose_map = pose_map
+        self.pose_version += 1
         return pose_map
 
     def _prepare(self, item: tuple[np.ndarray, float, float]) -> tuple[np.ndarray, float]:
@@ -210,8 +318,27 @@ class LiveSession:
         out = self.runner.next_output()  # every rendered frame in turn, one per webcam frame
         if out is not None:
             self.last_output = out
-            self._out_times.append(time.perf_counter())
+            self.output_version += 1
+            shown_at = time.perf_counter()
+            self._out_times.append(shown_at)
+            self.shown.add(shown_at)
         return self.last_output
+
+    def display_files(self) -> tuple[str | None, str | None]:
+        """The pictures to show that changed since the last call, each in a new file: (rendered frame, pose map);
+        None for a picture that has not changed (the display keeps what it has). See :class:`FrameFiles` for why
+        a picture is never sent twice nor written twice to one file."""
+        if self._frame_files is None:
+            self._frame_files = FrameFiles(self.frame_dir)
+        out_version, pose_version = self.output_version, self.pose_version  # read before the pictures
+        output, pose_map = self.last_output, self.pose_map
+        result = pose = None
+        if output is not None and out_version != self._sent[0]:
+            result = self._frame_files.write(output, "result")
+        if pose_map is not None and pose_version != self._sent[1]:
+            pose = self._frame_files.write(pose_map, "pose")
+        self._sent = (out_version, pose_version)
+        return result, pose
 
     # ------------------------------------------------------------------ stats
     @staticmethod
@@ -224,7 +351,7 @@ class LiveSession:
         """Input/output FPS (last 30 frames), latency (``p50_latency_ms``: webcam frame in -> rendered frame
         out; ``p50_model_latency_ms``: the pose entering the model -> out), dropped frames, detection time."""
         out = {"frames_in": self.frames_seen, "input_fps": self._rate(self._in_times),
-               "output_fps": self._rate(self._out_times),
+               "output_fps": self._rate(self._out_times), "shown_fps": self.shown.rate(time.perf_counter()),
                "detect_ms": float(np.mean(self.detect_ms)) if self.detect_ms else None}
         if self.runner is not None:
             summary = self.runner.session.session.stats.summary()
@@ -234,19 +361,50 @@ class LiveSession:
                        p50_model_latency_ms=summary["p50_latency_ms"], mean_step_ms=summary["mean_step_ms"])
         return out
 
+    def recent_delay(self, frames: int = 30) -> float | None:
+        """Median delay (s) from a webcam frame to its rendered frame over the last ``frames`` rendered frames;
+        None before 3 frames were rendered."""
+        if self.runner is None:
+            return None
+        latencies = list(self.runner.session.latencies)[-frames:]
+        return float(np.median(latencies)) if len(latencies) >= 3 else None
+
+    def status_line(self, streaming: int = 1) -> str:
+        """One line for the user, in words: frames per second shown, the delay, the webcam frames skipped
+        because the model was busy, whether a person is in view, and how many people share the machine
+        (``streaming``, this session included). No rate before :class:`ShownRate` has enough frames."""
+        if self.runner is None:
+            return self.problem or "Upload a reference photo of one person (left), then start the webcam."
+        parts = []
+        if self.output_version == 0:
+            parts.append("starting: the first picture takes a few seconds")
+        else:
+            rate = self.shown.rate(time.perf_counter())
+            parts.append("shown: measuring..." if rate is None else f"shown: {rate:.1f} frames/s")
+            delay = self.recent_delay()
+            if delay is not None:
+                parts.append(f"delay {_seconds(delay)}")
+        if self.runner.dropped:
+            parts.append(f"skipped {self.runner.dropped} camera frames (the model was busy)")
+        if not self.person_in_view:
+            parts.append("no person in view: holding the last pose")
+        line = " · ".join(parts)
+        notice = sharing_notice(streaming)
+        return f"{line}\n\n{notice}" if notice else line
+
     def stats_markdown(self) -> str:
-        """The stats as one line of Markdown for the UI."""
-        s = self.stats()
-
-        def fmt(value, unit: str = "", digits: int = 1) -> str:
-            return "–" if value is None else f"{value:.{digits}f}{unit}"
-
-        return (f"**in** {fmt(s['input_fps'])} fps · **out** {fmt(s['output_fps'])} fps · "
-                f"**latency** {fmt(s.get('p50_latency_ms'), ' ms', 0)} · **UNet step** {fmt(s.get('mean_step_ms'), ' ms', 0)} · "
-                f"**pose** {fmt(s['detect_ms'], ' ms', 0)} · **dropped** {s.get('dropped', 0)} of {s['frames_in']}")
+        """The stats for the UI, in words (see :meth:`status_line`)."""
+        return self.status_line()
 
     def close(self) -> None:
         """Stop the worker (the session can be given a new reference afterwards)."""
         if self.runner is not None:
             self.runner.close()
             self.runner = None
+
+    def discard(self) -> None:
+        """End the session for good: stop the worker and remove the files :meth:`display_files` wrote."""
+        self.close()
+        if self._frame_files is not None:
+            self._frame_files.close()
+            self._frame_files = None

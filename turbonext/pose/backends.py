@@ -42,5 +42,10 @@ class PoseDetector(ModelBackend, abc.ABC):
     def detect(self, image: Image.Image | np.ndarray) -> list[Person]:
         """Detect every person in ``image`` (PIL RGB, or uint8 RGB array (H, W, 3))."""
 
+    def reset(self) -> None:
+        """Forget any tracking state before a new scene (the next video, a new photo); a no-op for detectors
+        that treat every image alone. A tracking detector that is not reset can carry the person of one
+        image into the next (e.g. the reference photo's person into a driving video without anyone)."""
+
     def __call__(self, image: Image.Image | np.ndarray) -> list[Person]:
         return self.detect(image)

@@ -15,6 +15,7 @@ be downloaded, else mediapipe, else raises an ``ImportError`` saying what to ins
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from turbonext.utils.images import to_rgb_array
 
 
 DEFAULT_YOLO_POSE_WEIGHTS = "yolo26n-pose.pt"
-INSTALL_HINT = 'pip install "turbonext[pose]"  (or: pip install ultralytics / pip install mediapipe==0.10.14)'
+INSTALL_HINT = "pip install 'turbonext[pose]'  (or: pip install ultralytics / pip install mediapipe==0.10.14)"
 
 #: mediapipe's 33 pose landmarks -> COCO-17, in COCO order.
 MEDIAPIPE_TO_COCO: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -37,15 +38,45 @@ MEDIAPIPE_TO_COCO: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23,
 
 # --------------------------------------------------------------------------------------- YOLO
 def import_ultralytics() -> Any:
-    """Import ultralytics, or raise an ImportError that says what to install."""
+    """Import ultralytics with its run-time package installs off, or raise an ImportError (one line) that says
+    what to install.
+
+    ultralytics checks its requirements while it runs and pip-installs what is missing ("AutoUpdate"). turbonext
+    never lets a library install packages at run time, so before the import ``YOLO_AUTOINSTALL`` is set to
+    false (ultralytics reads it once, into ``ultralytics.utils.AUTOINSTALL``, which ``ultralytics.utils.checks``
+    copies), and after it both copies are set to False as well (for an ultralytics imported earlier by someone
+    else). A user's ``YOLO_AUTOINSTALL=true`` is overridden on purpose.
+
+    Importing ultralytics also replaces ``PIL.Image.open`` for the whole process with a version that, on a file
+    PIL cannot identify, tries to install and import ``pi-heif`` (HEIC support): every later
+    ``UnidentifiedImageError`` (an upload that is not an image, in Gradio or in :func:`~turbonext.utils.images.load_rgb`)
+    became ``ModuleNotFoundError: No module named 'pi_heif'``. The original ``PIL.Image.open`` is put back
+    (turbonext reads no HEIC files; ultralytics decodes images with OpenCV).
+    """
+    os.environ["YOLO_AUTOINSTALL"] = "false"
     try:
         import ultralytics
     except ImportError as err:  # includes a broken install (missing torchvision metadata)
         raise ImportError(
-            f"The YOLO backend needs ultralytics (AGPL-3.0), which could not be imported ({err}). "
+            f"The YOLO pose backend needs ultralytics (AGPL-3.0), which could not be imported ({err}). "
             f"Install it with: {INSTALL_HINT}"
         ) from err
+    disable_ultralytics_side_effects()
     return ultralytics
+
+
+def disable_ultralytics_side_effects() -> None:
+    """In an imported ultralytics: no package installs at run time (``AUTOINSTALL`` off in ``ultralytics.utils``
+    and in ``ultralytics.utils.checks``, which holds its own copy), and PIL's own ``Image.open`` back in place of
+    ultralytics' HEIC patch (see :func:`import_ultralytics`). A no-op for modules not imported."""
+    for name in ("ultralytics.utils", "ultralytics.utils.checks"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "AUTOINSTALL"):
+            module.AUTOINSTALL = False
+    patches = sys.modules.get("ultralytics.utils.patches")
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = original  # the PIL.Image module's attribute, for every caller
 
 
 def find_yolo_weights(weights: str | Path) -> Path | None:
@@ -54,6 +85,7 @@ def find_yolo_weights(weights: str | Path) -> Path | None:
     if path.is_file():
         return path
     try:
+        import_ultralytics()  # installs off before ultralytics.utils is first imported
         from ultralytics.utils import SETTINGS
     except ImportError:
         return None
@@ -189,15 +221,21 @@ class MediaPipePoseDetector(PoseDetector):
             f"mediapipe-pose:{mediapipe.__version__}:complexity={model_complexity}:"
             f"min_conf={min_detection_confidence}:video={video_mode}"
         )
-        self._pose = solutions.pose.Pose(
-            static_image_mode=not video_mode,
-            model_complexity=model_complexity,
-            min_detection_confidence=min_detection_confidence,
-        )
+        self._pose_kwargs = dict(static_image_mode=not video_mode, model_complexity=model_complexity,
+                                 min_detection_confidence=min_detection_confidence)
+        self._solutions = solutions
+        self._pose = solutions.pose.Pose(**self._pose_kwargs)
 
     @property
     def cache_id(self) -> str:
         return self._cache_id
+
+    def reset(self) -> None:
+        """Forget the tracked person (video mode follows the last person it saw into the next image, even a
+        photo or video without anyone: a fresh tracker per scene)."""
+        if getattr(self, "_pose", None) is not None and not self._pose_kwargs["static_image_mode"]:
+            self._pose.close()
+            self._pose = self._solutions.pose.Pose(**self._pose_kwargs)
 
     def detect(self, image: Image.Image | np.ndarray) -> list[Person]:
         rgb = to_rgb_array(image)
@@ -290,4 +328,5 @@ def _auto_detector(weights: str | Path, device: str | None, kwargs: dict[str, An
         return MediaPipePoseDetector(**{k: v for k, v in kwargs.items() if k in ("model_complexity", "min_detection_confidence", "video_mode")})
     except ImportError as err:
         reasons.append(f"mediapipe: {err}")
-    raise ImportError("No pose detector is usable:\n  - " + "\n  - ".join(reasons) + f"\nInstall one with: {INSTALL_HINT}")
+    reasons = [" ".join(reason.split(" Install it with:")[0].split()) for reason in reasons]  # one line, one hint
+    raise ImportError(f"No pose detector is usable ({'; '.join(reasons)}). Install one with: {INSTALL_HINT}")
