@@ -306,3 +306,20 @@ def test_select_mask_prefers_the_person_in_the_box():
     masks[1, :, 5:] = 1
     assert select_mask(masks, (6, 0, 10, 10))[0, 9] == 1 and select_mask(masks, (6, 0, 10, 10))[0, 0] == 0
     assert select_mask(masks, None).min() == 1
+
+
+def test_resetting_a_smoothed_detector_resets_the_detector_it_wraps():
+    from turbonext.pose.backends import PoseDetector
+    from turbonext.pose.smoothing import SmoothedPoseDetector
+
+    class Tracking(PoseDetector):
+        resets = 0
+
+        def detect(self, image):
+            return []
+
+        def reset(self):
+            Tracking.resets += 1
+
+    SmoothedPoseDetector(Tracking()).reset()
+    assert Tracking.resets == 1

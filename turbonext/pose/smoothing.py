@@ -146,7 +146,9 @@ class SmoothedPoseDetector(PoseDetector):
         return self.smoother(self.detector.detect(image), timestamp)
 
     def reset(self) -> None:
+        """Forget the tracks and the wrapped detector's own tracking state (a new scene)."""
         self.smoother.reset()
+        self.detector.reset()
 
     def close(self) -> None:
         self.detector.close()
