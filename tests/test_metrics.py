@@ -165,3 +165,13 @@ def test_background_brightness_reads_only_where_the_truth_is_black():
     pred[:4] = 255  # the figure does not count
     assert background_brightness(pred, truth) == pytest.approx(20.0)
     assert background_brightness(truth, truth) == pytest.approx(9 / 32)  # one background pixel at 9
+
+
+def test_seam_ratio_sees_a_jump_at_the_joins():
+    from turbonext.evaluation.metrics import seam_ratio
+
+    smooth = [np.full((8, 8, 3), 10 * t, np.uint8) for t in range(12)]  # the same change everywhere
+    assert seam_ratio(smooth, [4, 8]) == pytest.approx(1.0)
+    jumpy = [np.full((8, 8, 3), 10 * t + (40 if t >= 4 else 0) + (40 if t >= 8 else 0), np.uint8) for t in range(12)]
+    assert seam_ratio(jumpy, [4, 8]) == pytest.approx(5.0)  # 50 into a join, 10 elsewhere
+    assert np.isnan(seam_ratio(smooth, []))

@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 
 from turbonext.evaluation import metrics
 from turbonext.evaluation.held_out import reference_scene
+from turbonext.evaluation.metrics import seam_ratio
+from turbonext.pipelines.context_windows import context_windows
 from turbonext.synthetic.dataset import SPLITS, load_scene, load_split
 
 
@@ -40,12 +42,17 @@ def _generator(seed: int):
 
 
 def _render_stream(pipe: Any, reference: Image.Image, poses: Sequence[Image.Image], steps: int, seed: int,
-                   stream_kwargs: dict) -> tuple[list[Image.Image], Any]:
-    """The stream's frames and its session (whose layout says what ``schedule=None`` resolved to)."""
+                   stream_kwargs: dict) -> tuple[list[Image.Image], Any, list[int]]:
+    """The stream's frames, its session (whose layout says what ``schedule=None`` resolved to) and the joins: the
+    index of the first frame of every group the stream emitted together after the first."""
     session = pipe.stream(reference_image=reference, num_inference_steps=steps, generator=_generator(seed),
                           **stream_kwargs)
-    frames = [f for pose in poses for f in session.step(pose)]
-    return frames + session.flush(), session
+    frames, joins = [], []
+    for group in [session.step(pose) for pose in poses] + [session.flush()]:
+        if group and frames:
+            joins.append(len(frames))
+        frames += group
+    return frames, session, joins
 
 
 def _render_offline(pipe: Any, reference: Image.Image, poses: Sequence[Image.Image], steps: int,
@@ -126,19 +133,24 @@ def evaluate_long_stream(
                              f"dataset with `turbonext synthetic --frames {num_frames}`.")
         ref_name = reference_scene(scene, all_scenes)
         reference = load_scene(root / ref_name, num_frames=1)[0][0]
-        streamed, session = _render_stream(pipe, reference, poses, num_inference_steps, seed, stream_kwargs)
+        streamed, session, stream_joins = _render_stream(pipe, reference, poses, num_inference_steps, seed,
+                                                         stream_kwargs)
         rendered = {
             "stream": streamed,
             "offline": _render_offline(pipe, reference, poses, num_inference_steps, seed),
         }
+        joins = {"stream": stream_joins,  # each new chunk the stream emitted
+                 "offline": offline_joins(num_frames)}  # where a context window starts or ends
         per_scene.append({"scene": scene, "reference": f"{ref_name}#1",
-                          **{name: score_frames(frames, truth) for name, frames in rendered.items()}})
+                          **{name: score_frames(frames, truth) for name, frames in rendered.items()},
+                          "seam": {name: seam_ratio(frames, joins[name]) for name, frames in rendered.items()}})
 
     per_frame = {r: {m: np.mean([s[r][m] for s in per_scene], axis=0).tolist() for m in FRAME_METRICS}
                  for r in RENDERINGS}
     summary = {r: {"all": {m: float(np.mean(v)) for m, v in per_frame[r].items()},
                    "late": {m: float(np.mean(v[late_from:])) for m, v in per_frame[r].items()},
-                   "max_background": float(max(max(s[r]["background"]) for s in per_scene))}
+                   "max_background": float(max(max(s[r]["background"]) for s in per_scene)),
+                   "seam": float(np.nanmean([s["seam"][r] for s in per_scene]))}
                for r in RENDERINGS}
     late_ratio = {m: summary["stream"]["late"][m] / summary["offline"]["late"][m]
                   if summary["offline"]["late"][m] else None for m in FRAME_METRICS}
@@ -154,6 +166,12 @@ def evaluate_long_stream(
         "summary": summary,
         "late_ratio": late_ratio,
     }
+
+
+def offline_joins(num_frames: int, window: int = 16, overlap: int = 4) -> list[int]:
+    """The frames where the offline clip's context windows (``pipe(...)``'s defaults) start or end."""
+    windows = context_windows(num_frames, window, overlap)
+    return sorted({w.start for w in windows[1:]} | {w.stop for w in windows[:-1]})
 
 
 def _choose_scenes(scenes: list[str], max_identities: int | None, per_identity: int | None) -> list[str]:
@@ -182,6 +200,9 @@ def format_long_stream(result: dict) -> str:
                      f"{'-' if ratio is None else f'{ratio:.3f}':>8}")
     lines.append(f"brightest background frame: stream {s['stream']['max_background']:.1f}, "
                  f"offline {s['offline']['max_background']:.1f} (0-255)")
+    if "seam" in s["stream"]:
+        lines.append(f"seams (change into a join / change elsewhere; 1 = invisible): stream chunks "
+                     f"{s['stream']['seam']:.2f}, offline windows {s['offline']['seam']:.2f}")
     return "\n".join(lines)
 
 

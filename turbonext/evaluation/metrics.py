@@ -359,3 +359,20 @@ def score_sequence(
         result["part_color_error"] = _nanmean(per_part.pop("mean", []))
         result["parts"] = {name: float(np.mean(v)) for name, v in per_part.items()}
     return result
+
+
+def seam_ratio(frames: Sequence[ImageLike], joins: Sequence[int]) -> float:
+    """How visible the joins of a video made in pieces are: the mean frame-to-frame change (mean absolute RGB
+    difference, 0-1) into the frames at ``joins`` (the first frame of each new window or stream chunk) over the
+    mean change into every other frame. 1: the joins are as smooth as the rest; larger: a seam shows. NaN when
+    there is no join or no other frame."""
+    if len(frames) < 3:
+        return float("nan")
+    arrays = [to_float(f) for f in frames]
+    changes = np.array([np.abs(b - a).mean(dtype=np.float64) for a, b in zip(arrays[:-1], arrays[1:])])  # into t=1..
+    at = sorted({t for t in joins if 1 <= t < len(frames)})
+    others = [t for t in range(1, len(frames)) if t not in set(at)]
+    if not at or not others:
+        return float("nan")
+    inside = changes[[t - 1 for t in others]].mean()
+    return float(changes[[t - 1 for t in at]].mean() / inside) if inside > 0 else float("nan")
