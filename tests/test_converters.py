@@ -324,3 +324,16 @@ def test_the_model_pose_style_reaches_reference_and_driving_pose_maps():
     rain = build_random_pipeline("rain", tiny=True)
     with pytest.raises(ValueError, match="face landmarks"):
         LiveSession(rain, OnePerson())
+
+
+def test_converted_models_sample_as_their_sources_by_default():
+    moore = build_random_pipeline("animate-anyone", tiny=True)
+    assert moore.config.default_num_inference_steps == 30 and moore.config.default_guidance_scale == 3.5
+    steps = []
+    moore(reference_image=make_reference(64), pose_images=make_pose_frames(2), output_type="latent",
+          callback_on_step_end=lambda p, i, t, kw: steps.append(p.guidance_scale) or {})
+    assert len(steps) == 30 and steps[0] == 3.5  # 30 DDIM steps with CFG 3.5, unless the call says otherwise
+    steps.clear()
+    moore(pose_images=make_pose_frames(2), num_inference_steps=2, guidance_scale=1.0, output_type="latent",
+          callback_on_step_end=lambda p, i, t, kw: steps.append(p.guidance_scale) or {})
+    assert steps == [1.0, 1.0]

@@ -272,8 +272,9 @@ def test_components_function(pipe, expected):
     params = inspect.signature(TurboNextPipeline.__init__).parameters
     # settings (bools, numbers, strings: saved in model_index.json) are not components, as in diffusers' own test
     settings = {n for n, p in params.items() if isinstance(p.default, (bool, int, float, str))
-                or n == "embedded_guidance_scale"}
-    assert settings == {"reference_in_uncond", "embedded_guidance_scale", "pose_style", "stream_update"}
+                or n in ("embedded_guidance_scale", "default_num_inference_steps", "default_guidance_scale")}
+    assert settings == {"reference_in_uncond", "embedded_guidance_scale", "pose_style", "stream_update",
+                        "default_num_inference_steps", "default_guidance_scale"}
     init = set(params) - {"self"} - settings
     assert set(pipe.components) == init
     assert all(pipe.components[name] is getattr(pipe, name) for name in init)

@@ -212,6 +212,7 @@ def assemble(source: CheckpointSource, models: dict, image_encoder, vae, tiny_va
         feature_extractor=CLIPImageProcessor(),  # the defaults their code uses: CLIPImageProcessor()
         reference_in_uncond=False, embedded_guidance_scale=source.embedded_guidance_scale,
         pose_style=source.pose_style, stream_update=source.stream_update,
+        default_num_inference_steps=source.num_inference_steps, default_guidance_scale=source.guidance_scale,
     )
 
 

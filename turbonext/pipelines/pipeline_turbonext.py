@@ -107,6 +107,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             (RAIN: 2.5).
         pose_style (`str`, defaults to "turbonext"): how this model's pose maps are drawn
             (``turbonext.pose.render_pose(..., style=pipe.config.pose_style)``).
+        default_num_inference_steps / default_guidance_scale (*optional*): what a call that leaves them unset uses
+            (and no ``mode``): the model's own sampling (e.g. 30 steps and CFG 3.5 for Moore-AnimateAnyone);
+            unset: 4 steps, no guidance (LCM).
         stream_update (`str`, defaults to "lcm"): the per-frame update of :meth:`stream` ("lcm", or "ddim" for
             models sampled with DDIM, as the AnimateAnyone family's); see
             :class:`~turbonext.schedulers.scheduling_staggered_lcm.StaggeredLCMSchedule`.
@@ -132,6 +135,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         embedded_guidance_scale: float | None = None,
         pose_style: str = "turbonext",
         stream_update: str = "lcm",
+        default_num_inference_steps: int | None = None,
+        default_guidance_scale: float | None = None,
     ):
         super().__init__()
         if text_encoder is None and image_encoder is None:
@@ -150,7 +155,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         )
         self.register_to_config(reference_in_uncond=bool(reference_in_uncond),
                                 embedded_guidance_scale=embedded_guidance_scale, pose_style=pose_style,
-                                stream_update=stream_update)
+                                stream_update=stream_update, default_num_inference_steps=default_num_inference_steps,
+                                default_guidance_scale=default_guidance_scale)
         # The processors are stateless (the reference travels with each UNet call), so UNets shared with
         # another pipeline keep working for both; this pipeline's reference lives here only.
         install_reference_processors(reference_unet, "write")
@@ -801,7 +807,11 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         # 0. mode: switches LoRA and scheduler (no reload) and fills in what the call leaves unset
         if mode is not None:
             self.set_mode(mode)
-        defaults = MODE_DEFAULTS.get(mode or self.mode or "fast")
+        defaults = dict(MODE_DEFAULTS.get(mode or self.mode or "fast"))
+        if mode is None and self.mode is None:  # the model's own sampling, where its config names it
+            for key in ("num_inference_steps", "guidance_scale"):
+                if self.config.get(f"default_{key}") is not None:
+                    defaults[key] = self.config[f"default_{key}"]
         if num_inference_steps is None:
             num_inference_steps = defaults["num_inference_steps"]
         if guidance_scale is None:
