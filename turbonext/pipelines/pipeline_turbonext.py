@@ -689,8 +689,11 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                              f"{tuple(negative_prompt_embeds.shape)} must have the same shape.")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {num_inference_steps!r}.")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}.")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)) or not guidance_scale >= 0:
+            raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}.")
+        for name, value in (("window_size", window_size), ("window_overlap", window_overlap)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{name} must be an integer, got {value!r}.")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         context_windows(num_frames, window_size, window_overlap)  # raises on a bad window/overlap
@@ -804,7 +807,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             :class:`TurboNextPipelineOutput` with ``frames`` batched as in diffusers' video pipelines
             (``frames[0]`` is the clip), or a tuple ``(frames,)`` if ``return_dict`` is False.
         """
-        # 0. mode: switches LoRA and scheduler (no reload) and fills in what the call leaves unset
+        # 0. argument types; mode: switches LoRA and scheduler (no reload) and fills in what the call leaves unset
+        _check_call_types(latents, prompt_embeds, negative_prompt_embeds, generator, cross_attention_kwargs,
+                          decode_chunk_size, guidance_scale)
         if mode is not None:
             self.set_mode(mode)
         defaults = dict(MODE_DEFAULTS.get(mode or self.mode or "fast"))
@@ -938,6 +943,25 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if not return_dict:
             return (video,)
         return TurboNextPipelineOutput(frames=video, reference_image=generated)
+
+
+def _check_call_types(latents, prompt_embeds, negative_prompt_embeds, generator, cross_attention_kwargs,
+                      decode_chunk_size, guidance_scale=None) -> None:
+    """The types of ``__call__``'s tensor, generator and option arguments, each with a sentence saying what is
+    accepted (``check_inputs`` checks the values)."""
+    for name, value in (("latents", latents), ("prompt_embeds", prompt_embeds),
+                        ("negative_prompt_embeds", negative_prompt_embeds)):
+        if value is not None and not torch.is_tensor(value):
+            raise ValueError(f"{name} must be a torch tensor, got {type(value).__name__}.")
+    generators = generator if isinstance(generator, list) else [generator]
+    if not all(g is None or isinstance(g, torch.Generator) for g in generators):
+        raise ValueError(f"generator must be a torch.Generator (or a list of them), got {type(generator).__name__}.")
+    if cross_attention_kwargs is not None and not isinstance(cross_attention_kwargs, dict):
+        raise ValueError(f"cross_attention_kwargs must be a dict, got {type(cross_attention_kwargs).__name__}.")
+    if isinstance(decode_chunk_size, bool) or not isinstance(decode_chunk_size, int) or decode_chunk_size < 1:
+        raise ValueError(f"decode_chunk_size must be an integer >= 1, got {decode_chunk_size!r}.")
+    if guidance_scale is not None and (isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float))):
+        raise ValueError(f"guidance_scale must be a number >= 0, got {guidance_scale!r}.")
 
 
 def guidance_scale_embedding(w: torch.Tensor, embedding_dim: int) -> torch.Tensor:

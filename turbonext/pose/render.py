@@ -115,8 +115,12 @@ def _source_scale(size: tuple[int, int], source_size) -> tuple[float, float]:
 
 
 def _parse_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         size = (int(size), int(size))
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2 or not all(
+            isinstance(v, (int, np.integer, float, np.floating)) and not isinstance(v, bool) and float(v).is_integer()
+            for v in size):
+        raise ValueError(f"size must be (width, height) with positive integers, or one int; got {size!r}.")
     if len(size) != 2 or int(size[0]) <= 0 or int(size[1]) <= 0:
         raise ValueError(f"size must be (width, height) with positive integers, or one int; got {size!r}.")
     return int(size[0]), int(size[1])
@@ -588,8 +592,11 @@ def _render_openpose(
     for person in people:
         kp = coco_to_openpose(person.keypoints, threshold)
         norm = _normalised(kp, scale, (width, height))
-        ok = (kp[:, 2] > threshold) & np.isfinite(norm).all(axis=1)
-        bodies.append((norm, norm * wh, ok))  # the limbs' coordinates stay float32
+        with np.errstate(over="ignore", invalid="ignore"):
+            xy = norm * wh
+            # a point more than a million pixels away cannot be drawn (and overflows float32 limb arithmetic)
+            ok = (kp[:, 2] > threshold) & np.isfinite(norm).all(axis=1) & (np.abs(xy) < 1e6).all(axis=1)
+        bodies.append((norm, xy, ok))  # the limbs' coordinates stay float32
 
     # Limbs: filled ellipses along each limb, limb by limb over all people, later ones on top.
     for i, (a, b) in enumerate(OPENPOSE_LIMBS[:OPENPOSE_DRAWN_LIMBS]):
