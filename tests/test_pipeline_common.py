@@ -535,7 +535,7 @@ BAD_INPUTS = {  # id: (check_inputs overrides, what the message says)
     "output-type": (dict(output_type="gif"), "output_type must be one of .*'gif'"),
     "zero-steps": (dict(num_inference_steps=0), "num_inference_steps must be an integer >= 1"),
     "float-steps": (dict(num_inference_steps=2.0), "num_inference_steps must be an integer >= 1"),
-    "negative-guidance": (dict(guidance_scale=-1.0), "guidance_scale must be >= 0"),
+    "negative-guidance": (dict(guidance_scale=-1.0), "guidance_scale must be a number >= 0"),
     "zero-window": (dict(window_size=0), "window must be >= 1"),
     "overlap-equals-window": (dict(window_size=4, window_overlap=4), r"overlap must be in \[0, window\)"),
     "negative-overlap": (dict(window_overlap=-1), r"overlap must be in \[0, window\)"),
