@@ -52,13 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
 def cli_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if Path(args.out).suffix.lower() != ".mp4":  # checked before the (long) render, not after it
-            raise ValueError(f"--out must be an .mp4 file path, got {args.out!r} (a GIF and a folder of PNG frames "
-                             "are written beside it).")
+        check_output_paths(args.out)  # before the (long) render, not after it
         return generate(args)
     except (ValueError, FileNotFoundError, ImportError) as err:  # bad input, missing weights or backend
         print(f"turbonext generate: {err}", file=sys.stderr)
         return 2
+
+
+def check_output_paths(out: str) -> None:
+    """Refuse (``ValueError``) an ``--out`` that is not an .mp4 path, or whose MP4, GIF or frames folder would be
+    written through a symbolic link (onto whatever it points to) or onto something of another kind (a folder
+    where the MP4 goes, a file where the frames folder goes)."""
+    path = Path(out)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"--out must be an .mp4 file path, got {out!r} (a GIF and a folder of PNG frames "
+                         "are written beside it).")
+    frames_dir = path.with_suffix("")
+    for target in (path, path.with_suffix(".gif"), frames_dir):
+        if target.is_symlink():
+            raise ValueError(f"--out {out!r}: {target} is a symbolic link (to {target.resolve()}); refusing to write "
+                             "through it. Choose another --out or remove the link.")
+    for target in (path, path.with_suffix(".gif")):
+        if target.exists() and not target.is_file():
+            raise ValueError(f"--out {out!r}: {target} exists and is not a file.")
+    if frames_dir.exists() and not frames_dir.is_dir():
+        raise ValueError(f"--out {out!r}: the frames folder {frames_dir} exists and is not a folder.")
+    links = sorted(p.name for p in frames_dir.glob("*.png") if p.is_symlink()) if frames_dir.is_dir() else []
+    if links:
+        raise ValueError(f"--out {out!r}: the frames folder {frames_dir} holds symbolic links ({', '.join(links[:3])}); "
+                         "refusing to write through them. Choose another --out or remove them.")
 
 
 def prepare_user_reference(path: str, detector_name: str, size: int, needs_pose: bool,

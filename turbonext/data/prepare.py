@@ -50,8 +50,23 @@ _COUNTS = ("frames_read", "frames_written", "frames_no_person", "scenes_written"
 
 def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
+    if tmp.is_symlink():  # never write through a link left in the dataset folder
+        tmp.unlink()
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    tmp.replace(path)
+    tmp.replace(path)  # replaces a link at ``path`` itself, never its target
+
+
+def inside(folder: Path, name: str) -> Path:
+    """``folder / name`` for a folder or file prepare-data writes, refused (``ValueError``) when it would
+    write outside ``folder``: ``name`` is not one plain name (``..``, ``/``), or the entry already exists as a
+    symbolic link (a link planted in the dataset could make a resume write, or delete, elsewhere)."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise ValueError(f"refusing to write {name!r} in {folder}: not a plain file or folder name.")
+    path = folder / name
+    if path.is_symlink():
+        raise ValueError(f"refusing to write through the symbolic link {path} (it points to {path.resolve()}); "
+                         "prepare-data only writes inside DATASET_DIR. Remove the link.")
+    return path
 
 
 class _VideoPreparer:
@@ -89,7 +104,7 @@ class _VideoPreparer:
     # ------------------------------------------------------------------------------- scenes
     def _start_scene(self, index: int) -> dict[str, Any]:
         name = f"scene_{index + 1:03d}"
-        final = self.out_dir / name
+        final = inside(self.out_dir, name)
         scene: dict[str, Any] = {"index": index, "name": name, "final": final, "position": 0,
                                  "written": [], "no_person": 0, "analysis": SceneAnalysis(self.settings["size"])}
         if (final / "scene.json").is_file():
@@ -101,7 +116,7 @@ class _VideoPreparer:
         if cached is not None:
             scene["cached"] = SceneAnalysis.from_arrays(cached).frames
         self.analyzer.reset()
-        tmp = self.out_dir / f"{name}.partial"
+        tmp = inside(self.out_dir, f"{name}.partial")
         if tmp.exists():
             shutil.rmtree(tmp)
         (tmp / "images").mkdir(parents=True)
@@ -170,13 +185,14 @@ def _prepare_all(videos: dict[str, Path], dataset: Path, analyzer: SceneAnalyzer
     from tqdm.auto import tqdm
 
     for video_id, path in tqdm(videos.items(), desc="videos", unit="video", disable=not progress):
-        marker = dataset / video_id / "video.json"
-        if marker.is_file():
-            per_video[video_id] = json.loads(marker.read_text()) | {"status": "resumed"}
-            continue
-        (dataset / video_id).mkdir(exist_ok=True)
         try:
-            counts = _VideoPreparer(video_id, path, dataset / video_id, analyzer, cache, settings, analysis_key, progress).run()
+            out_dir = inside(dataset, video_id)  # a link planted in the dataset: this video fails, the others go on
+            marker = out_dir / "video.json"
+            if marker.is_file():
+                per_video[video_id] = json.loads(marker.read_text()) | {"status": "resumed"}
+                continue
+            out_dir.mkdir(exist_ok=True)
+            counts = _VideoPreparer(video_id, path, out_dir, analyzer, cache, settings, analysis_key, progress).run()
         except Exception as err:  # one bad video is reported in the summary and skipped, never ends the run
             failed.append({"video": str(path), "error": f"{type(err).__name__}: {err}"})
             per_video[video_id] = {"status": "failed"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,27 +42,54 @@ def list_videos(videos_dir: str | Path) -> dict[str, Path]:
     return ids
 
 
+# The largest video frame read (8K UHD): a larger one is refused from the header, before ffmpeg decodes it.
+MAX_FRAME_PIXELS = 7680 * 4320
+
+
+def _ffmpeg_reason(err: BaseException) -> str:
+    """The informative part of an imageio-ffmpeg error: its first line and ffmpeg's last one (no banner)."""
+    text = str(err)
+    if "does not contain any stream" in text or ("Input #0" in text and "Video:" not in text):
+        return "it has no video stream (an audio file?)"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
+
+
 def iter_frames(path: str | Path, fps: float | None = None) -> tuple[VideoInfo, Iterator[tuple[int, float, np.ndarray]]]:
     """Open a video; return its info and an iterator of (sample index, time in s, RGB uint8 frame).
 
     With ``fps`` lower than the video's, frames are dropped evenly to that rate (never duplicated).
-    Raises ``ValueError`` when the file cannot be read as a video.
+    Raises ``ValueError`` when the file cannot be read as a video (not a video, no video stream, frames
+    over :data:`MAX_FRAME_PIXELS`), here or, for a file that breaks off badly mid-way, from the iterator. A
+    truncated file whose frames decode up to the cut gives those frames.
     """
     import imageio_ffmpeg
 
-    if fps is not None and fps <= 0:
+    if fps is not None and not fps > 0:
         raise ValueError(f"fps must be > 0 (or None for the video's own rate); got {fps}.")
+    if not Path(path).is_file():
+        raise ValueError(f"cannot read {path} as a video: no such file.")
     reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     try:
         meta = next(reader)
-    except (OSError, RuntimeError, StopIteration) as err:
+        width, height = (int(v) for v in meta["size"])
+        source_fps = float(meta.get("fps") or 0.0)
+        duration = float(meta.get("duration") or 0.0)
+    except StopIteration as err:
         reader.close()
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        reason = lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
-        raise ValueError(f"cannot read {path} as a video: {reason}") from err
-    width, height = (int(v) for v in meta["size"])
-    source_fps = float(meta.get("fps") or 0.0) or 25.0
-    info = VideoInfo(source_fps, width, height, float(meta.get("duration") or 0.0))
+        raise ValueError(f"cannot read {path} as a video: ffmpeg gave no information about it.") from err
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as err:
+        reader.close()
+        raise ValueError(f"cannot read {path} as a video: {_ffmpeg_reason(err)}") from err
+    if width <= 0 or height <= 0 or width * height > MAX_FRAME_PIXELS:
+        reader.close()
+        raise ValueError(f"cannot read {path} as a video: its frames are {width}x{height} pixels; accepted: up to "
+                         f"{MAX_FRAME_PIXELS / 1e6:.0f} MP (8K). Downscale it first.")
+    if not math.isfinite(source_fps) or source_fps <= 0:
+        source_fps = 25.0
+    info = VideoInfo(source_fps, width, height, duration if math.isfinite(duration) and duration > 0 else 0.0)
 
     def frames() -> Iterator[tuple[int, float, np.ndarray]]:
         step = 1.0 if fps is None or fps >= source_fps else source_fps / fps
@@ -74,6 +102,8 @@ def iter_frames(path: str | Path, fps: float | None = None) -> tuple[VideoInfo, 
                 frame = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
                 yield sample, index / source_fps, frame
                 sample += 1
+        except (OSError, RuntimeError, ValueError) as err:  # ffmpeg stopped with an error mid-way
+            raise ValueError(f"cannot read {path} past frame {sample}: {_ffmpeg_reason(err)}") from err
         finally:
             reader.close()
 

@@ -121,9 +121,23 @@ class FeatureCache:
         """Where the entry ``key`` of ``kind`` ("tensors", "arrays", "images", "json") lives."""
         if kind not in _EXT:
             raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(_EXT)}.")
-        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+        if not isinstance(key, str) or len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
             raise ValueError(f"cache keys are hex digests from FeatureCache.key(); got {key!r}.")
-        return self.cache_dir / kind / key[:2] / f"{key}{_EXT[kind]}"
+        path = self.cache_dir / kind / key[:2] / f"{key}{_EXT[kind]}"
+        self._check_inside(path)
+        return path
+
+    def _check_inside(self, path: Path) -> None:
+        """Refuse (``ValueError``) an entry reached through a symbolic link inside the cache (its kind or shard
+        folder, or the entry itself): the cache reads and writes only under ``cache_dir`` (which itself may be
+        a link, e.g. ~/.cache on another disk)."""
+        rel = path.relative_to(self.cache_dir)
+        current = self.cache_dir
+        for part in rel.parts:
+            current = current / part
+            if current.is_symlink():
+                raise ValueError(f"cache entry path {current} is a symbolic link (to {current.resolve()}); the feature "
+                                 f"cache only reads and writes inside {self.cache_dir}. Remove the link, or clear the cache.")
 
     def contains(self, key: str, kind: str) -> bool:
         """Whether an entry exists (always False when disabled); does not count as a hit or miss."""
@@ -257,5 +271,7 @@ class FeatureCache:
 
         for kind in _EXT:
             folder = self.cache_dir / kind
-            if folder.exists():
+            if folder.is_symlink():  # the link only, never what it points to
+                folder.unlink()
+            elif folder.exists():
                 shutil.rmtree(folder)

@@ -12,17 +12,23 @@ without loading it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 
 
 if TYPE_CHECKING:
     import torch
 
 REFERENCE_MODES = ("RGB", "RGBA", "L", "LA", "P")
+# The largest image accepted, in pixels (64 MP: a 50 MP phone photo fits). A file above it is refused from its
+# header, before any pixel is decoded (a 400 KB PNG can declare 12000 x 12000 pixels: 2 GB once decoded),
+# except a JPEG, which is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's draft mode) to fit under it.
+MAX_IMAGE_PIXELS = 64_000_000
 ACCEPTED = (
     "a PIL image, a numpy array (H, W, 3) uint8 in [0, 255] or float in [0, 1], "
     "or a torch tensor (3, H, W) float in [0, 1]"
@@ -35,29 +41,48 @@ def _is_tensor(value) -> bool:
 
 
 def flatten_alpha(image: PIL.Image.Image) -> PIL.Image.Image:
-    """An RGB version of ``image``; transparency (modes RGBA, LA, P) is composited on black, the training
-    data's background."""
+    """An RGB version of ``image``; transparency (modes RGBA, LA, P and the like) is composited on black, the
+    training data's background. 16-bit and float grey images are scaled to 8 bits first; a mode PIL cannot
+    convert is a ``ValueError``."""
+    image = _reference_mode(image, "the image")
     if image.mode in ("RGBA", "LA", "P"):
         rgba = image.convert("RGBA")
         image = PIL.Image.alpha_composite(PIL.Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
     return image.convert("RGB")
 
 
+def check_size(height: int, width: int, name: str = "image") -> tuple[int, int]:
+    """(height, width) if the image is neither empty nor over :data:`MAX_IMAGE_PIXELS`, else a ``ValueError``."""
+    if height <= 0 or width <= 0:
+        raise ValueError(f"{name} is empty ({width}x{height} pixels).")
+    if height * width > MAX_IMAGE_PIXELS:
+        raise ValueError(f"{name} is too large: {width}x{height} pixels ({height * width / 1e6:.0f} MP); the limit is "
+                         f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP. Downscale it first (the model works at 512x512 or less).")
+    return height, width
+
+
 def check_image(image, name: str = "image") -> tuple[int, int]:
     """Validate one image without converting it; returns its (H, W) or raises a ``ValueError`` saying what
-    is accepted: :data:`ACCEPTED`."""
+    is accepted: :data:`ACCEPTED`. Empty images, images over :data:`MAX_IMAGE_PIXELS` and float arrays or
+    tensors holding NaN or infinity are refused too."""
     if isinstance(image, PIL.Image.Image):
-        return image.height, image.width
+        return check_size(image.height, image.width, name)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[-1] != 3:
             raise ValueError(f"{name}: expected a numpy array of shape (H, W, 3), got {image.shape}. Accepted: {ACCEPTED}.")
         if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
             raise ValueError(f"{name}: numpy dtype {image.dtype} is not supported. Accepted: {ACCEPTED}.")
-        return int(image.shape[0]), int(image.shape[1])
+        size = check_size(int(image.shape[0]), int(image.shape[1]), name)
+        if image.dtype != np.uint8 and not np.isfinite(image).all():
+            raise ValueError(f"{name}: the float array holds NaN or infinity. Accepted: {ACCEPTED}.")
+        return size
     if _is_tensor(image):
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"{name}: expected a tensor of shape (3, H, W), got {tuple(image.shape)}. Accepted: {ACCEPTED}.")
-        return int(image.shape[1]), int(image.shape[2])
+        size = check_size(int(image.shape[1]), int(image.shape[2]), name)
+        if image.is_floating_point() and not bool(image.isfinite().all()):
+            raise ValueError(f"{name}: the tensor holds NaN or infinity. Accepted: {ACCEPTED}.")
+        return size
     raise ValueError(f"{name}: unsupported type {type(image).__name__}. Accepted: {ACCEPTED}.")
 
 
@@ -179,25 +204,89 @@ def to_rgb_array(image: PIL.Image.Image | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _reference_mode(image: PIL.Image.Image, label: str) -> PIL.Image.Image:
+    """A decoded file's image in one of :data:`REFERENCE_MODES`: 16-bit and float grey scaled to 8 bits,
+    CMYK, YCbCr, LAB, HSV, 1-bit and the other PIL modes converted (their alpha, if any, kept)."""
+    mode = image.mode
+    if mode in REFERENCE_MODES:
+        return image
+    if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        peak = float(array.max()) if array.size else 0.0
+        if mode == "F" and peak <= 1.0:
+            scale = 255.0
+        elif mode.startswith("I;16") or peak > 255.0:
+            scale = 255.0 / 65535.0
+        else:
+            scale = 1.0
+        return PIL.Image.fromarray(np.clip(array * scale, 0, 255).round().astype(np.uint8), "L")
+    try:
+        if mode == "La":  # premultiplied alpha: PIL converts it to LA only
+            image = image.convert("LA")
+        return image.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{label} has colour mode {mode!r}, which cannot be converted to RGB ({err}). "
+                         "Save it as an 8-bit RGB PNG or JPEG.") from err
+
+
+def _read_image_file(path: str | Path, name: str) -> PIL.Image.Image:
+    """Decode an image file, refusing one over :data:`MAX_IMAGE_PIXELS` from its header (a JPEG is decoded at a
+    reduced scale instead when that fits), applying its EXIF orientation; any decoding failure is a ``ValueError``."""
+    label = f"the {name} {str(path)!r}"
+    accepted = "Accepted: PNG, JPEG, WebP or BMP files."
+    try:
+        with warnings.catch_warnings():  # the size is checked below, with a clearer message than PIL's warning
+            warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+            opened = PIL.Image.open(path)
+    except PIL.Image.DecompressionBombError as err:  # over twice PIL's own limit: refused by PIL from the header
+        raise ValueError(f"{label} is too large ({err}); the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} MP. "
+                         "Downscale it first.") from err
+    except Exception as err:  # whatever a malformed file makes PIL raise, it is a file we cannot read
+        raise ValueError(f"cannot read {label}: {err}. {accepted}") from err
+    with opened:
+        try:
+            width, height = opened.size
+            if opened.format == "JPEG" and width * height > MAX_IMAGE_PIXELS:
+                scale = 1
+                while scale < 8 and width * height > MAX_IMAGE_PIXELS * scale * scale:
+                    scale *= 2
+                opened.draft(opened.mode, (max(1, width // scale), max(1, height // scale)))
+            width, height = opened.size
+        except Exception as err:
+            raise ValueError(f"cannot read {label}: {err}. {accepted}") from err
+        check_size(height, width, label)  # before a single pixel is decoded
+        try:
+            opened.load()
+            image = PIL.ImageOps.exif_transpose(opened)  # a new image, turned as the camera's EXIF tag says
+        except Exception as err:  # truncated data, bad EXIF, decoder errors of any kind
+            raise ValueError(f"cannot read {label}: {err}. {accepted}") from err
+    return _reference_mode(image, label)
+
+
 def load_rgb(image: PIL.Image.Image | np.ndarray | str | Path, name: str = "reference image") -> np.ndarray:
     """A file path, a PIL image or a uint8 array -> uint8 RGB array (H, W, 3), or a clear ``ValueError``.
 
-    PIL modes RGB, RGBA, L, LA and P are accepted (transparency becomes black, like the training
-    data's background); arrays must already be uint8 RGB (H, W, 3).
+    Files: any format and colour mode PIL decodes (PNG, JPEG, WebP, BMP...; 16-bit, CMYK and the like are
+    converted), turned as their EXIF orientation says; a file that cannot be decoded (empty, truncated, not an
+    image) or that is larger than :data:`MAX_IMAGE_PIXELS` is refused from its header, before its pixels are
+    decoded (a large JPEG is decoded at a reduced scale instead, when that fits). PIL images: modes RGB,
+    RGBA, L, LA and P (EXIF orientation applied). Transparency becomes black, like the training data's
+    background. Arrays must already be uint8 RGB (H, W, 3).
     """
     if image is None:
         raise ValueError(f"no {name} given: upload a photo of one person (PNG or JPEG).")
     if isinstance(image, (str, Path)):
-        try:
-            with PIL.Image.open(image) as opened:
-                opened.load()
-                image = opened.copy()
-        except (OSError, PIL.UnidentifiedImageError) as err:
-            raise ValueError(f"cannot read the {name} {str(image)!r}: {err}. Accepted: PNG, JPEG, WebP or BMP files.") from err
-    if isinstance(image, PIL.Image.Image):
+        image = _read_image_file(image, name)
+    elif isinstance(image, PIL.Image.Image):
+        check_size(image.height, image.width, f"the {name}")  # before a lazily opened image is decoded
         if image.mode not in REFERENCE_MODES:
             raise ValueError(f"the {name} has PIL mode {image.mode!r}; accepted modes: {', '.join(REFERENCE_MODES)}. "
                              f"Convert it first, e.g. image.convert('RGB').")
+        try:
+            image = PIL.ImageOps.exif_transpose(image)
+        except Exception as err:  # a lazily opened image decodes here
+            raise ValueError(f"cannot read the {name}: {err}.") from err
+    if isinstance(image, PIL.Image.Image):
         image = flatten_alpha(image)
     try:
         return to_rgb_array(image)
