@@ -19,6 +19,7 @@ from turbonext.pose.tracking import MainPersonTracker
 from turbonext.synthetic.dataset import identity_seed, make_sequence
 from turbonext.synthetic.figure import Identity
 from turbonext.synthetic.motion import MOTIONS
+from turbonext.utils.images import load_rgb
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -38,10 +39,9 @@ def poses_from_folder(folder: str | Path, size: int, max_frames: int | None = No
     out = []
     for p in paths:
         try:
-            with Image.open(p) as im:
-                rgb = np.asarray(im.convert("RGB"))
-        except OSError as err:
-            raise ValueError(f"cannot read pose image {p}: {err}") from err
+            rgb = load_rgb(p)  # the package's loader: pixel limits, damaged files, modes
+        except ValueError as err:
+            raise ValueError(f"cannot read pose image {p.name}: {err}") from err
         out.append(pad_pose_square(rgb, size))
     return out
 

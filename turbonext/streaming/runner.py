@@ -27,6 +27,7 @@ class LatestFrameRunner:
         self.dropped = 0
         self.processed = 0
         self.error: Exception | None = None
+        self.prepare_error: Exception | None = None  # the last frame whose preparation failed (one-shot)
         self._latest = None  # the next frame for the model (prepared)
         self._raw = None  # with ``prepare``: the newest frame not yet prepared
         self._lock = threading.Lock()
@@ -43,6 +44,9 @@ class LatestFrameRunner:
         """Offer a new frame; replaces a frame not taken yet (by the worker, or by ``prepare``)."""
         if self.error is not None:
             raise RuntimeError(f"the stream worker failed: {self.error}") from self.error
+        failed, self.prepare_error = self.prepare_error, None
+        if failed is not None:  # one frame's preparation (pose detection) failed; the next frames are served
+            raise RuntimeError(f"preparing a frame failed (it was skipped): {failed}") from failed
         with self._lock:
             if self.prepare is None:
                 if self._latest is not None:
@@ -85,9 +89,9 @@ class LatestFrameRunner:
                 raw, self._raw = self._raw, None
             try:
                 prepared = self.prepare(raw)
-            except Exception as err:  # surfaced to the caller by the next submit()
-                self.error = err
-                return
+            except Exception as err:  # one bad frame: reported once by the next submit(), the stream goes on
+                self.prepare_error = err
+                continue
             with self._lock:
                 self._latest = prepared
             self._wake.set()
