@@ -199,3 +199,20 @@ def test_bench_table_flags_graph_modes_whose_cuda_graphs_were_skipped():
 def test_cli_help_and_unknown_command(capsys):
     assert turbonext_main([]) == 0 and "generate" in capsys.readouterr().out
     assert turbonext_main(["frobnicate"]) == 2
+
+
+def test_generate_makes_the_person_from_a_prompt_and_stacks_a_style_lora(saved_pipe, tiny_hub, tmp_path, capsys):
+    from conftest import write_tiny_lora
+
+    from turbonext.commands.generate import _style_lora_spec
+
+    lora = write_tiny_lora(f"{tiny_hub['base']}/unet", tmp_path / "style", seed=4)
+    out = tmp_path / "text.mp4"
+    code = turbonext_main(["generate", "--model", saved_pipe, "--out", str(out), "--max-frames", "3", "--steps", "1",
+                           "--device", "cpu", "--prompt", "a dancer in a red dress", "--style-lora", f"{lora}:0.5"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "Made the person from the prompt" in printed and "at weight 0.5" in printed
+    assert Image.open(tmp_path / "text_reference.png").size == (64, 64)
+    assert "ground truth" not in printed  # the made person has none
+    assert _style_lora_spec("owner/repo") == ("owner/repo", 0.8) and _style_lora_spec("C:/x.safetensors:1") == (
+        "C:/x.safetensors", 1.0)

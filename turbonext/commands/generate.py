@@ -39,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--poses", help="a folder of rendered pose images")
     p.add_argument("--out", default="outputs/turbonext.mp4", help="output MP4 (a GIF is written beside it)")
     p.add_argument("--size", type=int, default=None, help="output size (default: the model's native size)")
-    p.add_argument("--steps", type=int, default=4, help="denoising steps")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default: the model's own: 4 for turbonext's, e.g. 30 for Moore-AnimateAnyone)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    p.add_argument("--prompt", default=None,
+                   help="without --reference: make the person from this text first (text-conditioned models)")
+    p.add_argument("--mode", default=None, choices=("fast", "hq"),
+                   help="fast (LCM) or hq (LCM-LoRA off, DPM-Solver++, CFG): models with a switchable LCM-LoRA")
+    p.add_argument("--style-lora", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="stack a style LoRA (a file, folder or Hub repo; weight 0.8 by default); up to 3")
     p.add_argument("--max-frames", type=int, default=48)
     p.add_argument("--fps", type=float, default=12.0)
     p.add_argument("--detector", default="auto", choices=["auto", "yolo", "mediapipe"])
@@ -114,6 +122,15 @@ def panels(reference, poses: list, frames: list, truth: list | None = None) -> t
     return list(columns.values()), " | ".join(columns)
 
 
+def _style_lora_spec(spec: str) -> tuple[str, float]:
+    """"PATH[:WEIGHT]" -> (path, weight), weight 0.8 when not given."""
+    head, sep, tail = spec.rpartition(":")
+    try:
+        return (head, float(tail)) if sep and head else (spec, 0.8)
+    except ValueError:
+        return spec, 0.8
+
+
 def generate(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
@@ -131,7 +148,16 @@ def generate(args: argparse.Namespace) -> int:
     else:
         demo = synthetic_demo_inputs(size=size, num_frames=min(args.max_frames, 32), seed=args.seed, pose_style=style)
         poses, truth = demo.poses, demo.truth
-    if args.reference:
+    for spec in args.style_lora:
+        path, weight = _style_lora_spec(spec)
+        pipe.load_style_lora(path, weight=weight)
+        print(f"Style LoRA {path} at weight {weight}.")
+    if args.prompt and not args.reference:
+        reference = pipe.generate_reference(args.prompt, size, size, generator=torch.Generator(pipe.device).manual_seed(
+            args.seed))
+        reference_pose, truth = None, None
+        print(f"Made the person from the prompt {args.prompt!r} (saved beside the video as *_reference.png).")
+    elif args.reference:
         prepared = prepare_user_reference(args.reference, args.detector, size, pipe.reads_reference_pose, style)
         print(f"{prepared.summary}.")
         if prepared.notice:
@@ -147,14 +173,18 @@ def generate(args: argparse.Namespace) -> int:
 
     generator = torch.Generator(pipe.device).manual_seed(args.seed)
     if args.stream:
-        session = pipe.stream(reference_image=reference, num_inference_steps=args.steps, generator=generator,
-                              height=size, width=size, reference_pose=reference_pose)
+        session = pipe.stream(reference_image=reference, num_inference_steps=args.steps or 4, generator=generator,
+                              height=size, width=size, reference_pose=reference_pose,
+                              guidance_scale=args.guidance_scale or 1.0)
         frames = [f for p in poses for f in session.step(p)] + session.flush()
     else:
         frames = pipe(reference_image=reference, pose_images=poses, num_inference_steps=args.steps,
-                      generator=generator, reference_pose=reference_pose).frames[0]
+                      guidance_scale=args.guidance_scale, generator=generator, reference_pose=reference_pose,
+                      mode=args.mode).frames[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.prompt and not args.reference:
+        reference.save(out.with_name(out.stem + "_reference.png"))
     columns, header = panels(reference, poses, frames, truth)
     frames_dir = out.with_suffix("")
     frames_dir.mkdir(exist_ok=True)
