@@ -6,10 +6,9 @@ from __future__ import annotations
 import shlex
 import time
 
-import numpy as np
 import torch
 
-from turbonext.benchmarks.stream import _pose_frames, _sync, device_name, load_bench_pipeline, model_label
+from turbonext.benchmarks.stream import _pose_frames, device_name, load_bench_pipeline, median_seconds, model_label
 from turbonext.jobs.reference import native_size
 
 
@@ -21,15 +20,7 @@ def bench_image(pipe, size: int, steps: int, repeats: int, skip_motion_modules: 
     pose = _pose_frames(1, size, seed=3)[0]
     run = lambda: pipe.transfer_image(pose, num_inference_steps=steps, output_type="np",  # noqa: E731
                                       skip_motion_modules=skip_motion_modules)
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(pipe.device)
-        start = time.perf_counter()
-        run()
-        _sync(pipe.device)
-        times.append(time.perf_counter() - start)
-    median = float(np.median(times))
+    median = median_seconds(run, repeats, pipe.device)
     name = f"transfer_image steps={steps} motion modules {'skipped' if skip_motion_modules else 'run'}"
     comparable = size == 512  # RPFM's figure is for 512x512 images
     return {"name": name, "seconds": median, "images_per_s": 1 / median,

@@ -60,6 +60,19 @@ def device_name(device: torch.device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def median_seconds(run, repeats: int, device: torch.device) -> float:
+    """``run()`` once to warm up, then the median wall time of ``repeats`` runs (the device synchronised)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        run()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: int = 1) -> dict:
     """(a) diffusers' AnimateDiffPipeline with an SD VAE, eager, default settings, guidance off (LCM)."""
     from diffusers import AnimateDiffPipeline, UNetMotionModel
@@ -74,15 +87,7 @@ def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: in
         return base(prompt="", num_frames=frames, height=size, width=size, num_inference_steps=steps,
                     guidance_scale=1.0, output_type="np")
 
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        _sync(pipe.device)
-        t = time.perf_counter()
-        run()
-        _sync(pipe.device)
-        times.append(time.perf_counter() - t)
-    clip = float(np.median(times))
+    clip = median_seconds(run, repeats, pipe.device)
     return {"name": "(a) diffusers AnimateDiff clip", "ms_per_frame": clip / frames * 1000, "fps": frames / clip,
             "latency_ms": clip * 1000, "clip_ms": clip * 1000}
 
