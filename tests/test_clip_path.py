@@ -47,3 +47,13 @@ def test_classifier_free_guidance_moves_from_the_negative_prompt_towards_the_pro
     guided = clip_latents(tiny_pipe, poses, prompt=prompt, negative_prompt=negative, guidance_scale=scale, **kwargs)
     # measured error 1e-6 (a batch of 2 vs 1); a flipped sign is off by 1.1e-2
     np.testing.assert_allclose(guided, uncond + scale * (cond - uncond), rtol=0, atol=2e-5)
+
+
+def test_temporary_clip_folders_do_not_pile_up(monkeypatch, tmp_path):
+    from turbonext.jobs import clip
+
+    monkeypatch.setattr(clip.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(clip, "_clip_folders", clip.collections.deque())
+    made = [clip._new_clip_folder() for _ in range(clip.KEPT_CLIP_FOLDERS + 3)]
+    left = sorted(tmp_path.glob("turbonext-clip-*"))
+    assert len(left) == clip.KEPT_CLIP_FOLDERS and set(left) == set(made[3:])  # the oldest three removed

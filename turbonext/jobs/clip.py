@@ -9,7 +9,10 @@ the inputs themselves are never modified or deleted.
 
 from __future__ import annotations
 
+import collections
+import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +100,23 @@ def pose_strip(poses: list[Image.Image], count: int = 6, height: int = 128) -> n
     return np.concatenate(tiles, axis=1)
 
 
+KEPT_CLIP_FOLDERS = 8  # temporary clip folders kept per process (the app's users download theirs before this fills)
+_clip_folders: collections.deque = collections.deque()
+_clip_folders_lock = threading.Lock()
+
+
+def _new_clip_folder() -> Path:
+    """A new temporary folder for one clip; the oldest of this process's folders beyond
+    :data:`KEPT_CLIP_FOLDERS` are removed, so a long-running app does not fill its disk (Gradio serves its own
+    copy of each result)."""
+    folder = Path(tempfile.mkdtemp(prefix="turbonext-clip-"))
+    with _clip_folders_lock:
+        _clip_folders.append(folder)
+        while len(_clip_folders) > KEPT_CLIP_FOLDERS:
+            shutil.rmtree(_clip_folders.popleft(), ignore_errors=True)
+    return folder
+
+
 def render_clip(pipe, reference, driving, detector=None, num_inference_steps: int = 4, max_frames: int = 48,
                 fps: float = 12.0, seed: int = 0, size: int | None = None, out_dir: str | Path | None = None,
                 progress: Progress | None = None, require_person: bool = False) -> ClipResult:
@@ -150,7 +170,7 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
         frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
                       generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose).frames[0]
     _report(progress, 0.96, "writing the video")
-    folder = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="turbonext-clip-"))
+    folder = Path(out_dir) if out_dir is not None else _new_clip_folder()
     folder.mkdir(parents=True, exist_ok=True)
     video = folder / f"turbonext_{time.strftime('%Y%m%d-%H%M%S')}_{seed}.mp4"
     write_video(video, side_by_side([Image.fromarray(prepared.image)], poses, frames), fps=fps)
