@@ -95,16 +95,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         parser.error("--data is required (a dataset written by `turbonext synthetic`), unless --group-scenes N")
     pipe = load_model(args.model, args.device)
     if args.group_scenes:
-        try:
-            result = evaluate_group_scenes(pipe, num_scenes=args.group_scenes, people=args.people,
-                                           num_frames=args.num_frames or 8, num_inference_steps=args.steps, seed=args.seed)
-        except ValueError as err:
-            parser.error(str(err))
-        result["model"] = args.model
-        print(format_group_scenes(result))
-        if args.json:
-            write_json(args.json, result)
-        return 0
+        return _group_scenes(parser, args, pipe)
     if args.streaming:
         return _long_stream(parser, args, pipe)
     settings = dict(dataset_dir=args.data, split=args.split, num_frames=args.num_frames, num_inference_steps=args.steps,
@@ -127,6 +118,20 @@ def cli_main(argv: list[str] | None = None) -> int:
     print(format_table(result))
     if args.ablations:
         print(format_ablation_table(variants))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def _group_scenes(parser: argparse.ArgumentParser, args: argparse.Namespace, pipe: Any) -> int:
+    """``--group-scenes N``: :func:`~turbonext.evaluation.group_scenes.evaluate_group_scenes`, its table and JSON."""
+    try:
+        result = evaluate_group_scenes(pipe, num_scenes=args.group_scenes, people=args.people,
+                                       num_frames=args.num_frames or 8, num_inference_steps=args.steps, seed=args.seed)
+    except ValueError as err:
+        parser.error(str(err))
+    result["model"] = args.model
+    print(format_group_scenes(result))
     if args.json:
         write_json(args.json, result)
     return 0

@@ -280,10 +280,9 @@ The weights of {source.title} ({source.code_url}, Hub `{source.hub_repo}`), conv
 - Streaming: `pipe.stream(...)`, {stream}.
 {"".join(f"- {note}" + chr(10) for note in source.notes)}
 ```py
-from turbonext import TurboNextPipeline
-pipe = TurboNextPipeline.from_pretrained("{out}", torch_dtype=torch.float16).to("cuda")
-video = pipe(reference_image=photo, pose_images=poses, num_inference_steps={source.num_inference_steps},
-             guidance_scale={source.guidance_scale}).frames[0]
+import turbonext
+pipe = turbonext.load_for_inference("{out}")  # the best device here: fp16 on a GPU, fp32 on a CPU
+video = pipe(reference_image=photo, pose_images=poses).frames[0]  # {source.num_inference_steps} steps, guidance {source.guidance_scale}: its defaults
 ```
 
 ## Key mapping

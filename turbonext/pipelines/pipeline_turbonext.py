@@ -239,11 +239,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
         Other LoRA adapters loaded before (styles) stay loaded, with the same activity and scales.
         """
-        if weight_name is None and os.path.isdir(repo_or_path):
-            files = sorted(f for f in os.listdir(repo_or_path) if f.endswith(".safetensors"))
-            if not files:
-                raise FileNotFoundError(f"no .safetensors LoRA file in {repo_or_path}")
-            weight_name = files[0]
+        repo_or_path, weight_name = _lora_file(repo_or_path, weight_name)
         before = _lora_state(self.unet)
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self.fuse_lora(components=["unet"], lora_scale=scale, adapter_names=["lcm"])
@@ -317,11 +313,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                       **kwargs) -> "TurboNextPipeline":
         """LCM-LoRA as a switchable adapter named "lcm" (not fused, unlike :meth:`fuse_lcm_lora`), so that
         ``mode="hq"`` can turn it off without reloading anything; switches to ``mode="fast"``."""
-        if weight_name is None and os.path.isdir(repo_or_path):
-            files = sorted(f for f in os.listdir(repo_or_path) if f.endswith(".safetensors"))
-            if not files:
-                raise FileNotFoundError(f"no .safetensors LoRA file in {repo_or_path}")
-            weight_name = files[0]
+        repo_or_path, weight_name = _lora_file(repo_or_path, weight_name)
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self._lcm_lora_scale = float(scale)
         return self.set_mode("fast")
@@ -400,14 +392,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         name = name or next(f"style{i}" for i in range(1, MAX_STYLE_LORAS + 2) if f"style{i}" not in styles)
         if name in styles or name == "lcm":
             raise ValueError(f"a LoRA named {name!r} is already loaded; pass another name=.")
-        path = Path(os.fspath(path_or_repo))
-        if path.is_file():
-            path_or_repo, weight_name = str(path.parent), path.name
-        elif weight_name is None and path.is_dir():
-            files = sorted(f.name for f in path.glob("*.safetensors"))
-            if len(files) != 1:
-                raise ValueError(f"{path} holds {len(files)} .safetensors files; pass weight_name= (or the file itself).")
-            weight_name = files[0]
+        path_or_repo, weight_name = _lora_file(path_or_repo, weight_name, only_one=True)
         self.load_lora_weights(path_or_repo, weight_name=weight_name, adapter_name=name, use_safetensors=True, **kwargs)
         styles[name] = float(weight)
         self._style_loras = styles
@@ -943,6 +928,23 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if not return_dict:
             return (video,)
         return TurboNextPipelineOutput(frames=video, reference_image=generated)
+
+
+def _lora_file(repo_or_path, weight_name: str | None, only_one: bool = False) -> tuple[str, str | None]:
+    """(repo or folder, weight_name) for ``load_lora_weights``: a .safetensors file splits into its folder and name;
+    a folder without ``weight_name`` gives its (first; with ``only_one``, its only) .safetensors file; a Hub repo id
+    passes through."""
+    path = Path(os.fspath(repo_or_path))
+    if path.is_file():
+        return str(path.parent), path.name
+    if weight_name is None and path.is_dir():
+        files = sorted(f.name for f in path.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no .safetensors LoRA file in {path}")
+        if only_one and len(files) != 1:
+            raise ValueError(f"{path} holds {len(files)} .safetensors files; pass weight_name= (or the file itself).")
+        return str(path), files[0]
+    return os.fspath(repo_or_path), weight_name
 
 
 def _check_call_types(latents, prompt_embeds, negative_prompt_embeds, generator, cross_attention_kwargs,

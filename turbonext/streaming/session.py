@@ -149,8 +149,7 @@ class StreamSession:
         # classifier-free guidance (two batch rows per call) when guidance_scale > 1
         self.timestep_cond = pipe.guidance_embedding(guidance_scale, self.device, self.dtype)
         self.guidance_scale = guidance_scale if self.timestep_cond is None and guidance_scale > 1 else 1.0
-        self.text = self._context(reference).to(self.dtype).expand(window, -1, -1).contiguous()
-        self.negative_text = self._negative_context()
+        self._set_context(reference)
         self.profiler = None  # a turbonext.streaming.profiler.TickProfiler to time each section of every tick
         self.reset()
 
@@ -175,17 +174,19 @@ class StreamSession:
         self.reference = self.pipe.set_reference(
             image, prompt=self.prompt, height=self._size[0] if self._size else None,
             width=self._size[1] if self._size else None, reference_pose=reference_pose)
-        self.text = self._context(self.reference).to(self.dtype).expand(self.window, -1, -1).contiguous()
-        self.negative_text = self._negative_context()
+        self._set_context(self.reference)
         self.reset()
 
-    def _negative_context(self) -> torch.Tensor | None:
-        """The unconditional rows' context under guidance: zeros (image-conditioned models) or the empty prompt."""
-        if self.guidance_scale <= 1:
-            return None
-        if self.pipe.image_conditioned:
-            return torch.zeros_like(self.text)
-        return self.pipe.encode_prompt("", self.device).to(self.dtype).expand(self.window, -1, -1).contiguous()
+    def _set_context(self, reference: ReferenceCache) -> None:
+        """The UNet's context for every frame of the window, (W, L, D); under guidance ``cfg_text``, (2W, L, D):
+        [unconditional; conditional] rows, the unconditional ones zeros (image-conditioned models) or the empty
+        prompt. Made once per reference, not per call."""
+        self.text = self._context(reference).to(self.dtype).expand(self.window, -1, -1).contiguous()
+        self.cfg_text = None
+        if self.guidance_scale > 1:
+            negative = (torch.zeros_like(self.text) if self.pipe.image_conditioned else
+                        self.pipe.encode_prompt("", self.device).to(self.dtype).expand(self.window, -1, -1))
+            self.cfg_text = torch.cat([negative, self.text])
 
     def _context(self, reference: ReferenceCache) -> torch.Tensor:
         """The UNet's cross-attention context (1, L, D): the reference's image embedding for image-conditioned
@@ -336,7 +337,7 @@ class StreamSession:
         if reference is not None and not self.pipe.config.reference_in_uncond:
             kwargs["reference_skip_rows"] = self.window  # the AnimateAnyone family: no reference without condition
         pred = self.unet(latents.repeat(2, 1, 1, 1, 1), timesteps.expand(2, -1),
-                         encoder_hidden_states=torch.cat([self.negative_text, self.text]),
+                         encoder_hidden_states=self.cfg_text,
                          pose_features=self.pose_features.repeat(2, 1, 1, 1), cross_attention_kwargs=kwargs,
                          return_dict=False)[0]
         uncond, cond = pred.chunk(2)
