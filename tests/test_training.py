@@ -473,6 +473,43 @@ def test_color_augmentation_permutes_reference_and_clip_alike(tiny_data):
         PoseVideoDataset(tiny_data, color_augmentation=1.5)
 
 
+def test_rotate_hue_keeps_greys_and_turns_colours():
+    from turbonext.trainer.dataset import rotate_hue
+
+    greys = torch.tensor([0.0, 0.3, 1.0]).view(1, 1, 3).expand(3, 1, 3)  # (3, H=1, W=3): black, grey, white
+    assert torch.allclose(rotate_hue(greys, 1.234), greys, atol=1e-6)
+    red = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)
+    turned = rotate_hue(red, 2 * np.pi / 3)  # a third of a turn: red -> green
+    assert torch.allclose(turned.flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
+    assert torch.allclose(rotate_hue(red, 0.0), red) and torch.allclose(rotate_hue(red, 2 * np.pi), red, atol=1e-5)
+    batch = torch.rand(2, 3, 3, 4, 4)
+    assert rotate_hue(batch, 1.0).shape == batch.shape and 0 <= float(rotate_hue(batch, 1.0).min())
+
+
+def test_hue_augmentation_turns_reference_and_clip_alike(tiny_data):
+    from turbonext.trainer.dataset import rotate_hue
+
+    plain = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train")
+    augmented = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train", hue_augmentation=1.0)
+    changed = 0
+    for seed in range(6):
+        torch.manual_seed(seed)
+        a = plain[1]
+        torch.manual_seed(seed)
+        b = augmented[1]  # the same reference is drawn, then one angle for reference and clip
+        assert torch.equal(a["poses"], b["poses"])  # pose maps are never recoloured
+        torch.manual_seed(seed)
+        plain[1]
+        torch.rand(())  # the augmentation's "whether" draw, then its angle
+        angle = float(torch.rand(())) * 2 * np.pi
+        assert torch.allclose(rotate_hue(a["frames"], angle), b["frames"], atol=1e-6)
+        assert torch.allclose(rotate_hue(a["reference"], angle), b["reference"], atol=1e-6)
+        changed += not torch.allclose(a["frames"], b["frames"], atol=1e-3)
+    assert changed >= 5
+    with pytest.raises(ValueError, match="probability"):
+        PoseVideoDataset(tiny_data, hue_augmentation=-0.1)
+
+
 def test_dataset_samples_and_errors(tiny_data, tmp_path):
     ds = PoseVideoDataset(tiny_data, resolution=32, num_frames=2, split="train")
     assert len(ds) == 2 * 3  # 2 scenes of 4 frames, 3 clip starts each

@@ -57,6 +57,7 @@ class TrainConfig:
     reference_min_distance: int = 8  # same-scene references must be at least this many frames from the clip
     color_augmentation: float = 0.0  # probability of one RGB channel permutation shared by reference and clip
     same_scene_reference: float = 0.0  # probability of a reference from the clip's own scene (a nearby pose)
+    hue_augmentation: float = 0.0  # probability of one random hue rotation shared by reference and clip
     prompt: str = ""  # text condition for every sample (SD1.5 needs one; empty is fine)
     dataloader_num_workers: int = 0
     # --- optimisation
@@ -131,7 +132,8 @@ class TrainConfig:
         if self.stream_clean_context > 0 and self.stream_context_frames == 0:
             raise ValueError("stream_clean_context > 0 needs stream_context_frames >= 1 (how many clean frames "
                              "the stream's window holds before its staircase: window - K*m).")
-        for name in ("color_augmentation", "same_scene_reference", "stream_layout", "stream_clean_context"):
+        for name in ("color_augmentation", "same_scene_reference", "hue_augmentation", "stream_layout",
+                     "stream_clean_context"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
         if self.noise_offset < 0:

@@ -11,6 +11,10 @@ reference attention pays off early in training (a curriculum; other scenes teach
 frames with ONE random permutation per sample (pose maps untouched). A model that could otherwise
 recognise a training person by body proportions and recall their clothes from memory must then read
 the colours off the reference: the ReferenceNet path is the only place the right answer comes from.
+``hue_augmentation`` (a probability) does the same with a continuous change: one random rotation of the
+colours about the grey axis (:func:`rotate_hue`; black and white stay, every hue moves by the same angle)
+shared by the reference and the clip. Six channel orders are few enough to memorise as six palettes; a
+continuous hue is not.
 """
 
 from __future__ import annotations
@@ -94,6 +98,19 @@ def load_image(path: Path, size: int, resample: Image.Resampling) -> torch.Tenso
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
 
+def rotate_hue(images: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rotate RGB colours by ``angle`` radians about the grey axis (1, 1, 1): hue turns, grey levels stay.
+
+    ``images``: (..., 3, H, W) in [0, 1]; the result is clamped to [0, 1]. Rodrigues' rotation matrix.
+    """
+    c, s, third = float(np.cos(angle)), float(np.sin(angle)), 1.0 / 3.0
+    r = float(np.sqrt(third)) * s
+    matrix = torch.tensor([[c + (1 - c) * third, (1 - c) * third - r, (1 - c) * third + r],
+                           [(1 - c) * third + r, c + (1 - c) * third, (1 - c) * third - r],
+                           [(1 - c) * third - r, (1 - c) * third + r, c + (1 - c) * third]], dtype=images.dtype)
+    return torch.einsum("ij,...jhw->...ihw", matrix, images).clamp(0, 1)
+
+
 def _choice(items: list):
     """A uniformly random element, drawn with torch's RNG."""
     return items[int(torch.randint(len(items), ()))]
@@ -110,12 +127,14 @@ class PoseVideoDataset(Dataset):
 
     def __init__(self, root: str | Path, resolution: int = 512, num_frames: int = 1, frame_stride: int = 1,
                  split: str | None = None, reference_min_distance: int = 8, color_augmentation: float = 0.0,
-                 same_scene_reference: float = 0.0):
-        for name, p in (("color_augmentation", color_augmentation), ("same_scene_reference", same_scene_reference)):
+                 same_scene_reference: float = 0.0, hue_augmentation: float = 0.0):
+        for name, p in (("color_augmentation", color_augmentation), ("same_scene_reference", same_scene_reference),
+                        ("hue_augmentation", hue_augmentation)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {p}.")
         self.same_scene_reference = same_scene_reference
         self.color_augmentation = color_augmentation
+        self.hue_augmentation = hue_augmentation
         self.resolution = resolution
         self.num_frames = num_frames
         self.frame_stride = frame_stride
@@ -166,5 +185,8 @@ class PoseVideoDataset(Dataset):
         if self.color_augmentation > 0 and float(torch.rand(())) < self.color_augmentation:
             order = torch.randperm(3)  # the same channel order for the reference and the target
             frames, reference = frames[:, order], reference[order]
+        if self.hue_augmentation > 0 and float(torch.rand(())) < self.hue_augmentation:
+            angle = float(torch.rand(())) * 2 * np.pi  # the same rotation for the reference and the target
+            frames, reference = rotate_hue(frames, angle), rotate_hue(reference, angle)
         return {"reference": reference, "reference_pose": reference_pose.clamp(0, 1), "frames": frames.clamp(0, 1),
                 "poses": poses.clamp(0, 1)}

@@ -281,7 +281,8 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     # 2. data, optimizer, LR schedule
     dataset = PoseVideoDataset(cfg.dataset_dir, cfg.resolution, cfg.num_frames, cfg.frame_stride, cfg.split,
-                               cfg.reference_min_distance, cfg.color_augmentation, cfg.same_scene_reference)
+                               cfg.reference_min_distance, cfg.color_augmentation, cfg.same_scene_reference,
+                               cfg.hue_augmentation)
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.train_batch_size, shuffle=True,
                                          num_workers=cfg.dataloader_num_workers)
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
