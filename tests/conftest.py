@@ -140,8 +140,9 @@ def fake_hub(monkeypatch):
 # gradio install (importorskip) cannot turn tests into silent skips. Tests deselected by markers (-m, and
 # the `gpu` tests below) are not skips and do not count; an xfail is not a skip either.
 #
-# Markers (pyproject.toml): `gpu` (real weights or a GPU) is deselected unless the -m expression names
-# it (`-m gpu`); `slow` (over ~5 s on a CPU) runs by default, and `-m "not slow"` is the quick run.
+# Markers (pyproject.toml): `gpu` (real weights or a GPU) and `browser` (Chromium + Playwright, minutes:
+# tests/test_browser.py) are deselected unless the -m expression names them (`-m gpu`, `-m browser`);
+# `slow` (over ~5 s on a CPU) runs by default, and `-m "not slow"` is the quick run.
 REQUIRE_ALL_ENV = "TURBONEXT_REQUIRE_ALL"
 
 
@@ -196,11 +197,15 @@ def pytest_configure(config):
         config.pluginmanager.register(RequireAll(), "turbonext-require-all")
 
 
+OPT_IN_MARKERS = ("gpu", "browser")  # deselected unless the -m expression names them
+
+
 def pytest_collection_modifyitems(config, items):
-    """Deselect `gpu` tests unless the -m expression names the marker (e.g. `-m gpu`)."""
-    if "gpu" in (config.getoption("markexpr", "") or ""):
-        return
-    keep = [item for item in items if item.get_closest_marker("gpu") is None]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("gpu") is not None])
-        items[:] = keep
+    """Deselect `gpu` and `browser` tests unless the -m expression names their marker (e.g. `-m browser`)."""
+    markexpr = config.getoption("markexpr", "") or ""
+    left_out = [name for name in OPT_IN_MARKERS if name not in markexpr]
+    deselected = [item for item in items if any(item.get_closest_marker(name) is not None for name in left_out)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        dropped = {id(item) for item in deselected}
+        items[:] = [item for item in items if id(item) not in dropped]

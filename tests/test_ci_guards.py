@@ -31,7 +31,7 @@ def test_expected_failure():
 def guarded(pytester, monkeypatch):
     monkeypatch.delenv("TURBONEXT_REQUIRE_ALL", raising=False)
     pytester.makeconftest(CONFTEST)
-    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n    gpu: gpu\n")
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n    gpu: gpu\n    browser: browser\n")
     return pytester
 
 
@@ -95,6 +95,30 @@ def test_quick():
     result.assert_outcomes(passed=1, skipped=1, deselected=1)
     result = guarded.runpytest("-m", "gpu")
     result.assert_outcomes(skipped=1, deselected=2)
+
+
+def test_browser_tests_are_deselected_unless_asked_for(guarded):
+    guarded.makepyfile(test_m="""
+import pytest
+
+@pytest.mark.browser
+def test_browser():
+    pytest.fail("no Chromium here")
+
+@pytest.mark.gpu
+def test_gpu():
+    pass
+
+def test_quick():
+    pass
+""")
+    result = guarded.runpytest("--require-all")  # the README's run: neither runs, neither counts as a skip
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1, deselected=2)
+    result = guarded.runpytest("-m", "browser")  # asked for: it runs (and here fails, as a missing browser does)
+    result.assert_outcomes(failed=1, deselected=2)
+    result = guarded.runpytest("-m", "browser or gpu")
+    result.assert_outcomes(passed=1, failed=1, deselected=1)
 
 
 def test_ci_runs_the_readme_test_command_and_ruff():

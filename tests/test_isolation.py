@@ -8,7 +8,8 @@
   be one of the frames the same user gets streaming alone, and none of any other user's.
 * A session's memory is released when it ends (weak references, after ``leave`` / the State's delete callback).
 
-The browser version of these checks (two browser contexts) is not here (see RELIABILITY.md).
+The browser version of the Webcam check (two browser contexts against ``python app.py``) is in tests/test_browser.py
+(marked ``browser``; see RELIABILITY.md).
 """
 
 from __future__ import annotations
