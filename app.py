@@ -32,15 +32,27 @@ except ImportError as _err:  # before any heavy import, so `python app.py --help
         sys.exit(f"The turbonext app needs Gradio ({_err}); install what both tabs need with: {APP_EXTRA_HINT}")
     raise
 
-from turbonext.jobs.clip import render_clip  # noqa: E402
+from turbonext.jobs.clip import DEFAULT_FPS, render_clip  # noqa: E402
 from turbonext.jobs.driving_inputs import BUILTIN_MOTIONS, builtin_motion_poses  # noqa: E402
 from turbonext.jobs.examples import example_files  # noqa: E402
 from turbonext.jobs.live import LiveSession  # noqa: E402
+from turbonext.jobs.options import (  # noqa: E402
+    MAX_STYLE_WEIGHT,
+    MIN_STYLE_WEIGHT,
+    check_style_lora,
+    default_steps,
+    describe_style_loras,
+    mode_costs,
+    mode_problems,
+    model_default_mode,
+    read_style_lora_upload,
+)
 from turbonext.jobs.reference import native_size, pose_style_of  # noqa: E402
 from turbonext.jobs.sharing import LiveSeats, MachineBusy  # noqa: E402
 from turbonext.jobs.uploads import ACCEPTED_IMAGES, check_video_upload, read_image_upload  # noqa: E402
 from turbonext.loaders.hub import DEMO_MODEL_NAME  # noqa: E402
 from turbonext.pipelines.inference import load_for_inference  # noqa: E402
+from turbonext.pipelines.pipeline_turbonext import MAX_STYLE_LORAS  # noqa: E402
 from turbonext.streaming.session import COMPILE_MODES  # noqa: E402
 
 
@@ -52,13 +64,22 @@ LIVE_IDLE_TIMEOUT = 15.0  # s without a webcam frame after which a stream's seat
 MAX_FILE_SIZE = "200mb"  # per upload (Gradio refuses larger files before they reach a handler)
 VIDEO_SOURCE = "video"  # the driving-source value for "your video"; the others are built-in motion names
 EXAMPLE_FRAMES = 24
+MODEL_OWN_MODE = "model"  # the Mode radio's value for a model with no LCM: its own sampler, as loaded
+STYLE_CHECK_WAIT = 2.0  # s a style LoRA upload waits for the model to try the file on it (else: tried at Generate)
 INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video or a "
          "built-in motion (**Upload**) or with your own moves in front of the camera (**Webcam**).")
 UPLOAD_HELP = (
     f"**Reference**: {ACCEPTED_IMAGES} of one person, ideally head to toe. **Driving**: a video of one person "
     "moving, or a built-in motion (no video needed). Frames of the video where nobody is found **hold the last "
     "pose** found (the figure stands still); a video with nobody in it is refused. Only the first *Max frames* "
-    "frames are used (12 per second of video).")
+    "frames are used (*FPS* per second of video: 48 frames are 2 s at 24 FPS). **People**: with several people in "
+    "the video, the largest one drives the clip, or everyone (each rendered as the reference person). No photo? "
+    "**Describe a person** and the model makes one from the text first (shown beside the result). The clip comes "
+    "as an MP4 (H.264) and a GIF.")
+STYLE_HELP = (
+    "A style LoRA (`.safetensors`, made for Stable Diffusion 1.5) changes the look of your clips only: it is put on "
+    "the model for your render and taken off after it, so other users never see it. Up to {limit} stack, each at its "
+    "weight (0 = off, 1 = as trained).")
 WEBCAM_HELP = (
     "Upload a photo, then start the webcam. When you step out of view the figure **holds your last pose**. "
     "The stats line says how many frames per second are shown, the delay, and how many camera frames were "
@@ -172,6 +193,8 @@ class Handlers:
         self._sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # session -> LiveSession
         self._told_busy: set = set()
         self._lock = threading.Lock()
+        # what the model can sample in, read once before any render (a render in HQ swaps the scheduler meanwhile)
+        self.mode_problems = mode_problems(pipe) if pipe is not None else {}
 
     def _need_model(self) -> None:
         if self.pipe is None:
@@ -192,11 +215,24 @@ class Handlers:
             gr.Warning(notice)
         return " ".join(notices) or "Reference photo read."
 
-    def generate(self, reference, video, steps, max_frames, source=VIDEO_SOURCE, progress=gr.Progress()):
-        """Upload tab: -> (MP4 path, pose preview, status). Inputs stay in place on error."""
+    def generate(self, reference, video, steps, max_frames, source=VIDEO_SOURCE, mode=None, description="",
+                 styles=None, people="main", fps=DEFAULT_FPS, progress=gr.Progress()):
+        """Upload tab: -> (MP4 path, pose preview, status, person made from the description or None, [MP4, GIF]).
+        Inputs stay in place on error. ``mode`` and ``styles`` (this user's style LoRAs) apply to this render only."""
         self._need_model()
+        styles = list(styles or [])
+        mode = None if mode in (None, "", MODEL_OWN_MODE) else mode
         try:
-            rgb, notices = read_image_upload(reference)
+            if mode and self.mode_problems.get(mode):
+                raise ValueError(self.mode_problems[mode])
+            described = " ".join(str(description or "").split())
+            if reference is None or (isinstance(reference, str) and not reference.strip()):  # (arrays: no `in`)
+                if not described:
+                    raise ValueError(f"No reference photo yet: upload {ACCEPTED_IMAGES} of one person, or describe a "
+                                     "person in words.")
+                rgb, notices = None, []
+            else:
+                rgb, notices = read_image_upload(reference)
             if source in (None, "", VIDEO_SOURCE):
                 driving = check_video_upload(video)
             else:
@@ -205,7 +241,9 @@ class Handlers:
             detector = self.detector_factory()
             try:
                 result = render_clip(self.pipe, rgb, driving, detector=detector, num_inference_steps=int(steps),
-                                     max_frames=int(max_frames), progress=progress)
+                                     max_frames=int(max_frames), fps=float(fps), progress=progress,
+                                     description=described, mode=mode or None, style_loras=styles,
+                                     people=people or "main", gif=True)
             finally:
                 if detector is not None:
                     detector.close()
@@ -219,12 +257,51 @@ class Handlers:
         notices += result.notices
         for notice in notices:
             gr.Warning(notice)
-        status = f"Done: {result.num_frames} frames in {result.seconds:.1f} s."
-        return str(result.video), result.pose_preview, "\n\n".join([status, *notices])
+        how = [f"{result.fps:g} frames/s"]
+        if mode:
+            how.insert(0, f"{mode.upper() if mode == 'hq' else mode.capitalize()} mode")
+        if styles:
+            how.append(describe_style_loras(styles).rstrip("."))
+        status = f"Done: {result.num_frames} frames in {result.seconds:.1f} s ({'; '.join(how)})."
+        if result.made_reference is not None:
+            status += " The person was made from your description (shown beside the clip)."
+        files = [str(result.video)] + ([str(result.gif)] if result.gif is not None else [])
+        return (str(result.video), result.pose_preview, "\n\n".join([status, *notices]), result.made_reference,
+                files)
 
     def run_example(self, reference, source, steps, max_frames, progress=gr.Progress()):
         """An example row: a reference photo and a built-in motion."""
         return self.generate(reference, None, steps, max_frames, source, progress=progress)
+
+    def choose_mode(self, mode):
+        """Upload tab, the Mode radio: -> (the Steps slider set to the mode's steps, a sentence on the mode)."""
+        if not mode or mode == MODEL_OWN_MODE:
+            return gr.skip(), "**The model's own sampler**: its default steps and guidance, as it was loaded."
+        problem = self.mode_problems.get(mode)
+        if problem:
+            gr.Warning(problem)
+            return gr.skip(), problem
+        return gr.update(value=default_steps(mode)), f"**{mode.upper() if mode == 'hq' else 'Fast'}**: {mode_costs()[mode]}."
+
+    def add_style_lora(self, file, weight, styles):
+        """Upload tab: a style LoRA file (+ its weight) -> (this user's style LoRAs, their status line, the emptied
+        file box). A bad file or one more than the model stacks gets a sentence; the chosen ones stay."""
+        self._need_model()
+        styles = list(styles or [])
+        try:
+            lora = read_style_lora_upload(file, weight)
+            checked = check_style_lora(self.pipe, lora, styles, timeout=STYLE_CHECK_WAIT)
+        except ValueError as err:
+            gr.Warning(str(err))
+            return styles, f"{err} {describe_style_loras(styles)}", None
+        styles.append(lora)
+        later = "" if checked else " (the model is busy: whether it fits is checked when you generate)"
+        return styles, f"Added {lora.name} at {lora.weight:g}{later}. {describe_style_loras(styles)}", None
+
+    @staticmethod
+    def remove_style_loras(styles):
+        """Upload tab: forget this user's style LoRAs -> (no style LoRAs, status line)."""
+        return [], describe_style_loras([])
 
     # ------------------------------------------------------------------ Webcam tab
     def set_reference(self, image, live: LiveSession | None, request: gr.Request = None):
@@ -307,6 +384,19 @@ class Handlers:
             live.discard()
 
 
+def mode_help(problems: dict) -> str:
+    """What each mode costs, and what this model cannot do (the Mode radio's note)."""
+    costs = mode_costs()
+    lines = [f"**Fast**: {costs['fast']}. **HQ**: {costs['hq']}. Steps follow the mode."]
+    lines += [problem for problem in problems.values() if problem]
+    return " ".join(lines)
+
+
+def style_limit(pipe) -> int:
+    """How many style LoRAs a user may stack on ``pipe`` (the pipeline's limit, less the ones it came with)."""
+    return MAX_STYLE_LORAS - (len(pipe.style_loras) if pipe is not None else 0)
+
+
 def close_live(live: LiveSession | None) -> None:
     """The session's state is deleted (Gradio: an hour after the page closed, if ``leave`` did not run)."""
     if live is not None:
@@ -317,10 +407,12 @@ def build_demo(pipe, notice: str | None = None, detector_factory=default_detecto
                live_kwargs: dict | None = None, max_live_sessions: int = 1) -> gr.Blocks:
     """The Blocks (not launched). ``pipe`` may be None: the app then shows ``notice`` and generates nothing."""
     h = Handlers(pipe, detector_factory, live_kwargs, max_live_sessions=max_live_sessions)
-    generate, run_example = h.generate, h.run_example
-    if spaces is not None:
+    generate, run_example, add_style_lora = h.generate, h.run_example, h.add_style_lora
+    if spaces is not None:  # (trying a style LoRA on the model touches its weights too)
         generate, run_example = spaces.GPU(duration=120)(generate), spaces.GPU(duration=120)(run_example)
+        add_style_lora = spaces.GPU(duration=30)(add_style_lora)
     examples = example_files()
+    default_mode = model_default_mode(pipe) if pipe is not None else None
     motions = [("your video (upload below)", VIDEO_SOURCE)] + [(f"built-in motion: {m}", m) for m in BUILTIN_MOTIONS]
     with gr.Blocks(title="turbonext") as demo:
         gr.Markdown(INTRO)
@@ -329,22 +421,48 @@ def build_demo(pipe, notice: str | None = None, detector_factory=default_detecto
             with gr.Row():
                 with gr.Column():
                     ref = UploadedImage(label="Reference photo (one person)", sources=["upload", "clipboard"], type="filepath")
+                    description = gr.Textbox("", label="Describe a person (used when no photo is given)", lines=1,
+                                             placeholder="e.g. a dancer in a red dress")
                     source = gr.Dropdown(motions, value=VIDEO_SOURCE, label="Driving source")
                     video = gr.Video(label="Driving video (a person moving)", sources=["upload"])
+                    people = gr.Radio([("the largest person", "main"), ("everyone", "all")], value="main",
+                                      label="People in the video who drive the clip")
+                    mode = gr.Radio([("Fast", "fast"), ("HQ", "hq")] + ([] if default_mode else [
+                        ("the model's own", MODEL_OWN_MODE)]), value=default_mode or MODEL_OWN_MODE, label="Mode")
+                    mode_info = gr.Markdown(mode_help(h.mode_problems), elem_id="mode-info")
                     with gr.Row():
-                        steps = gr.Slider(1, 8, value=4, step=1, label="Steps")
+                        steps = gr.Slider(1, 50, value=default_steps(default_mode), step=1, label="Steps")
                         max_frames = gr.Slider(8, 240, value=48, step=8, label="Max frames")
+                        fps = gr.Slider(6, 30, value=DEFAULT_FPS, step=1, label="FPS")
+                    with gr.Accordion("Style LoRAs", open=False):
+                        gr.Markdown(STYLE_HELP.format(limit=style_limit(pipe)))
+                        style_file = gr.File(label="Style LoRA (.safetensors)", file_types=[".safetensors"],
+                                             type="filepath")
+                        style_weight = gr.Slider(MIN_STYLE_WEIGHT, MAX_STYLE_WEIGHT, value=0.8, step=0.05,
+                                                 label="Style weight")
+                        with gr.Row():
+                            add_style = gr.Button("Add style LoRA", interactive=pipe is not None)
+                            clear_styles = gr.Button("Remove style LoRAs")
+                        style_status = gr.Markdown(describe_style_loras([]), elem_id="style-status")
                     go = gr.Button("Generate", variant="primary", interactive=pipe is not None)
                     gr.Markdown(UPLOAD_HELP)
                 with gr.Column():
                     out_video = gr.Video(label="reference | pose | result", autoplay=True)
+                    made_reference = gr.Image(label="Person made from your description", interactive=False, height=200)
+                    downloads = gr.File(label="Download: MP4 (H.264) and GIF", file_count="multiple", interactive=False)
                     pose_preview = gr.Image(label="Poses found in the video", interactive=False)
                     upload_status = gr.Markdown("", elem_id="upload-status")
+            styles = gr.State([])  # this user's style LoRAs (StyleLora), put on the model for their renders only
             ref.upload(h.check_reference, [ref], [upload_status], api_visibility="private", show_progress="hidden")
-            go.click(generate, [ref, video, steps, max_frames, source], [out_video, pose_preview, upload_status],
-                     api_name="generate", concurrency_limit=1)
+            mode.change(h.choose_mode, [mode], [steps, mode_info], api_visibility="private", show_progress="hidden")
+            add_style.click(add_style_lora, [style_file, style_weight, styles], [styles, style_status, style_file],
+                            api_visibility="private", concurrency_limit=1)
+            clear_styles.click(h.remove_style_loras, [styles], [styles, style_status], api_visibility="private")
+            clip_outputs = [out_video, pose_preview, upload_status, made_reference, downloads]
+            go.click(generate, [ref, video, steps, max_frames, source, mode, description, styles, people, fps],
+                     clip_outputs, api_name="generate", concurrency_limit=1)
             gr.Examples([[str(path), motion, 4, EXAMPLE_FRAMES] for path, motion in zip(examples.values(), ("dance", "wave"))],
-                        [ref, source, steps, max_frames], [out_video, pose_preview, upload_status], fn=run_example,
+                        [ref, source, steps, max_frames], clip_outputs, fn=run_example,
                         run_on_click=True, cache_examples=False, api_visibility="private",
                         label="Examples (offline): a photo driven by a built-in motion, one click")
         with gr.Tab("Webcam"):

@@ -183,7 +183,8 @@ def test_examples_run_offline_with_a_builtin_motion(tiny_model, tmp_path):
 
     h = app.Handlers(tiny_model, detector_factory=FakeDetector, frames_root=tmp_path)
     photo = example_files(tmp_path)["synthetic figure"]
-    video, preview, status = h.run_example(str(photo), "wave", 2, 8, progress=None)
+    video, preview, status, made, files = h.run_example(str(photo), "wave", 2, 8, progress=None)
+    assert made is None and files == [video, str(Path(video).with_suffix(".gif"))]
     assert Path(video).is_file() and preview.shape[0] > 0 and status.startswith("Done: 8 frames")
     with pytest.raises(gr.Error, match="No driving video yet"):
         h.generate(str(photo), None, 2, 8, app.VIDEO_SOURCE, progress=None)
@@ -266,12 +267,16 @@ def test_upload_tab_through_gradio_client(tiny_model, tmp_path):
     demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)
-        video, preview, status = client.predict(handle_file(str(ref)), handle_file(str(clip)), 2, 8,
+        video, preview, status, _, _ = client.predict(handle_file(str(ref)), handle_file(str(clip)), 2, 8,
                                                 api_name="/generate")
         path = Path(video["video"] if isinstance(video, dict) else video)
         assert path.is_file() and path.stat().st_size > 0 and Path(preview).is_file() and "Done: 6 frames" in status
-        video, _, status = client.predict(handle_file(str(ref)), None, 2, 8, "dance", api_name="/generate")
-        assert "Done: 8 frames" in status
+        video, _, status, _, _ = client.predict(handle_file(str(ref)), None, 2, 8, "dance", api_name="/generate")
+        assert "Done: 8 frames" in status and "24 frames/s" in status
+        _, _, status, made, files = client.predict(None, None, 1, 8, "dance", app.MODEL_OWN_MODE, "a dancer in a red dress",
+                                                   api_name="/generate")  # no photo: the person made from the text
+        assert "made from your description" in status and Path(made).is_file()
+        assert sorted(Path(f["path"] if isinstance(f, dict) else f).suffix for f in files) == [".gif", ".mp4"]
         for args, says in [((handle_file(str(ref)), None, 2, 8), "No driving video yet"),  # AppError: gr.Error's text
                            ((handle_file(str(bad)), handle_file(str(clip)), 2, 8), "'notes.png' could not be read as an image"),
                            ((handle_file(str(ref)), handle_file(str(empty_room)), 2, 8), "No person was found")]:

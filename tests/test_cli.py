@@ -216,3 +216,26 @@ def test_generate_makes_the_person_from_a_prompt_and_stacks_a_style_lora(saved_p
     assert "ground truth" not in printed  # the made person has none
     assert _style_lora_spec("owner/repo") == ("owner/repo", 0.8) and _style_lora_spec("C:/x.safetensors:1") == (
         "C:/x.safetensors", 1.0)
+
+
+def test_generate_writes_h264_at_24_fps_by_default_or_the_chosen_rate(saved_pipe, tmp_path, capsys):
+    import imageio_ffmpeg
+
+    def meta(path):
+        reader = imageio_ffmpeg.read_frames(str(path))
+        try:
+            return next(reader)
+        finally:
+            reader.close()
+
+    for fps, argv in [(24, []), (8, ["--fps", "8"])]:
+        out = tmp_path / f"clip{fps}.mp4"
+        assert turbonext_main(["generate", "--model", saved_pipe, "--out", str(out), "--max-frames", "3", "--steps", "1",
+                               "--device", "cpu", *argv]) == 0
+        info = meta(out)
+        assert info["codec"] == "h264" and info["fps"] == fps and info["pix_fmt"].startswith("yuv420p")
+        gif = Image.open(out.with_suffix(".gif"))
+        assert gif.n_frames == 3 and gif.info["duration"] == pytest.approx(1000 / fps, abs=10)  # GIF: 1/100 s steps
+    assert turbonext_main(["generate", "--model", saved_pipe, "--out", str(tmp_path / "x.mp4"), "--fps", "0",
+                           "--device", "cpu"]) == 2
+    assert "--fps must be more than 0" in capsys.readouterr().err

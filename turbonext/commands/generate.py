@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from turbonext.data.video_io import save_gif, write_video
+from turbonext.jobs.clip import DEFAULT_FPS
 from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
 from turbonext.jobs.reference import (
     PreparedReference,
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-lora", action="append", default=[], metavar="PATH[:WEIGHT]",
                    help="stack a style LoRA (a file, folder or Hub repo; weight 0.8 by default); up to 3")
     p.add_argument("--max-frames", type=int, default=48)
-    p.add_argument("--fps", type=float, default=12.0)
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS,
+                   help=f"frames per second of the MP4 (H.264) and the GIF, and the rate a --driving video is sampled "
+                        f"at (default {DEFAULT_FPS:g})")
     p.add_argument("--detector", default="auto", choices=["auto", "yolo", "mediapipe"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stream", action="store_true", help="render with the real-time StreamSession")
@@ -60,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cli_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if not 0 < args.fps <= 120:
+            raise ValueError(f"--fps must be more than 0 and at most 120; got {args.fps:g}.")
         check_output_paths(args.out)  # before the (long) render, not after it
         return generate(args)
     except (ValueError, FileNotFoundError, ImportError) as err:  # bad input, missing weights or backend
@@ -142,7 +147,8 @@ def generate(args: argparse.Namespace) -> int:
     style = pose_style_of(pipe)  # the model's pose drawing (a clear error for models poses cannot drive)
     truth = reference_pose = None
     if args.driving:
-        poses = poses_from_video(args.driving, size, detector=args.detector, max_frames=args.max_frames, style=style)
+        poses = poses_from_video(args.driving, size, detector=args.detector, fps=args.fps, max_frames=args.max_frames,
+                                 style=style)
     elif args.poses:
         poses = poses_from_folder(args.poses, size, max_frames=args.max_frames)
     else:

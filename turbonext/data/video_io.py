@@ -111,7 +111,8 @@ def iter_frames(path: str | Path, fps: float | None = None) -> tuple[VideoInfo, 
 
 
 def write_video(path: str | Path, frames: list[np.ndarray] | np.ndarray, fps: float = 10.0, quality: int = 9) -> None:
-    """Write RGB uint8 frames (all the same size) as an H.264 mp4 (used by tests and examples)."""
+    """Write RGB uint8 frames (all the same size) as an H.264 mp4 playing at ``fps`` (imageio-ffmpeg's encoder for
+    .mp4: libx264 in its bundled ffmpeg, pixels in yuv420p, which browsers play; tests read the codec back)."""
     import imageio_ffmpeg
 
     frames = [np.ascontiguousarray(f, dtype=np.uint8) for f in frames]

@@ -1,6 +1,7 @@
 """What the app and the command line run, free of any UI: a live webcam session, an offline clip, the
 driving inputs (videos, pose folders, the built-in synthetic motions), the checks of user uploads, the seats
-that cap concurrent live streams, and the app's offline examples."""
+that cap concurrent live streams, a user's render options on a shared pipeline (mode, style LoRAs), and the
+app's offline examples."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ _LAZY = {
     "read_image_upload": "turbonext.jobs.uploads",
     "LiveSeats": "turbonext.jobs.sharing",
     "example_files": "turbonext.jobs.examples",
+    "StyleLora": "turbonext.jobs.options",
+    "applied_options": "turbonext.jobs.options",
 }
 
 __all__ = sorted(_LAZY)
@@ -36,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from turbonext.jobs.examples import example_files
     from turbonext.jobs.live import LiveSession
+    from turbonext.jobs.options import StyleLora, applied_options
     from turbonext.jobs.reference import prepare_reference
     from turbonext.jobs.sharing import LiveSeats
     from turbonext.jobs.uploads import read_image_upload

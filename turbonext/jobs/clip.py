@@ -22,33 +22,48 @@ import numpy as np
 import torch
 from PIL import Image
 
-from turbonext.data.video_io import VIDEO_EXTENSIONS, write_video
+from turbonext.data.video_io import VIDEO_EXTENSIONS, save_gif, write_video
 from turbonext.jobs.driving_inputs import (
     IMAGE_EXTENSIONS,
+    PEOPLE,
     pad_pose_square,
     poses_from_folder,
     poses_from_video,
     reset_tracking,
 )
-from turbonext.jobs.reference import native_size, pose_style_of, prepare_reference, reference_pose_for
-from turbonext.jobs.sharing import pipeline_lock
+from turbonext.jobs.options import StyleLora, applied_options
+from turbonext.jobs.reference import (
+    PreparedReference,
+    native_size,
+    pose_style_of,
+    prepare_reference,
+    reference_pose_for,
+)
+from turbonext.jobs.uploads import ACCEPTED_IMAGES
 from turbonext.utils.images import side_by_side
 
 
 Progress = Callable[..., object]
 MAX_FRAMES_LIMIT = 600
+#: Frames per second of the written MP4 and GIF (and the rate a driving video is sampled at) unless chosen.
+DEFAULT_FPS = 24.0
 
 
 @dataclass
 class ClipResult:
-    """``video``: the MP4 (reference | pose | result); ``pose_preview``: a strip of a few pose maps;
-    ``notices``: things the user should know (e.g. a centre crop was used); ``seconds``: wall time."""
+    """``video``: the MP4 (H.264, reference | pose | result); ``pose_preview``: a strip of a few pose maps;
+    ``notices``: things the user should know (e.g. a centre crop was used); ``seconds``: wall time; ``gif``: the
+    same clip as a GIF (when asked for); ``made_reference``: the person made from the description (uint8 RGB),
+    None when a photo was given; ``fps``: the rate both play at."""
 
     video: Path
     pose_preview: np.ndarray
     num_frames: int
     seconds: float
     notices: list[str] = field(default_factory=list)
+    gif: Path | None = None
+    made_reference: np.ndarray | None = None
+    fps: float = DEFAULT_FPS
 
 
 def _report(progress: Progress | None, fraction: float, desc: str) -> None:
@@ -57,11 +72,12 @@ def _report(progress: Progress | None, fraction: float, desc: str) -> None:
 
 
 def load_poses(driving, size: int, max_frames: int, detector, fps: float, style: str = "turbonext",
-               notices: list[str] | None = None) -> list[Image.Image]:
+               notices: list[str] | None = None, people: str = "main") -> list[Image.Image]:
     """Driving input -> pose maps (size x size): a video file (its poses drawn in ``style``; frames without a
-    person hold the last pose, see :func:`~turbonext.jobs.driving_inputs.poses_from_video`), a folder of pose
-    images, or a list of pose images (PIL or uint8 RGB arrays). ``notices`` (a list) receives what the user
-    should know about the input (frames held, the video capped at ``max_frames``)."""
+    person hold the last pose, see :func:`~turbonext.jobs.driving_inputs.poses_from_video`; ``people``: the main
+    person or everyone found), a folder of pose images, or a list of pose images (PIL or uint8 RGB arrays).
+    ``notices`` (a list) receives what the user should know about the input (frames held, the video capped at
+    ``max_frames``, several people)."""
     if driving is None:
         raise ValueError("no driving input: upload a video of a person moving (MP4, MOV, WebM...) or give pose images.")
     if isinstance(driving, (str, Path)):
@@ -77,7 +93,7 @@ def load_poses(driving, size: int, max_frames: int, detector, fps: float, style:
             raise ValueError("a pose detector is needed to read poses from a video; install one with "
                              "pip install 'turbonext[pose]'.")
         return poses_from_video(path, size, detector=detector, fps=fps, max_frames=max_frames, progress=False,
-                                style=style, notices=notices)
+                                style=style, notices=notices, people=people)
     if isinstance(driving, Sequence) and len(driving) > 0:
         if len(driving) > max_frames and notices is not None:
             notices.append(f"Only the first {max_frames} of {len(driving)} pose images were used (the 'Max frames' setting).")
@@ -118,42 +134,64 @@ def _new_clip_folder() -> Path:
 
 
 def render_clip(pipe, reference, driving, detector=None, num_inference_steps: int = 4, max_frames: int = 48,
-                fps: float = 12.0, seed: int = 0, size: int | None = None, out_dir: str | Path | None = None,
-                progress: Progress | None = None, require_person: bool = False) -> ClipResult:
+                fps: float = DEFAULT_FPS, seed: int = 0, size: int | None = None, out_dir: str | Path | None = None,
+                progress: Progress | None = None, require_person: bool = False, description: str | None = None,
+                mode: str | None = None, style_loras: Sequence[StyleLora] = (), people: str = "main",
+                gif: bool = False) -> ClipResult:
     """Render the person of ``reference`` in the poses of ``driving``; write ``reference | pose | result``.
 
     Args:
         pipe: a :class:`~turbonext.TurboNextPipeline`.
-        reference: the person: an image path, a PIL image or a uint8 RGB array.
+        reference: the person: an image path, a PIL image or a uint8 RGB array; or None with a ``description``.
         driving: a video path (frames without a person hold the last pose; a notice says how many), a folder
             of pose images or a list of pose images (e.g. :func:`~turbonext.jobs.driving_inputs.builtin_motion_poses`).
         detector: a pose detector (needed for videos and to crop the reference around the person).
         num_inference_steps: 1..50 denoising steps (4 with LCM-LoRA).
         max_frames: 1..600, frames taken from the start of the driving input.
-        fps: the rate the video is sampled at and the MP4 plays at.
+        fps: the rate the video is sampled at and the MP4 (and GIF) play at; 24 by default.
         out_dir: where the MP4 goes (default: a new temporary folder).
         progress: called as ``progress(fraction, desc=...)``.
         require_person: raise if no person is found in the reference (else a centre crop + notice).
+        description: without a ``reference``, the person is made from this text first (text-conditioned models,
+            :meth:`~turbonext.TurboNextPipeline.generate_reference`, deterministic in ``seed``); it is returned as
+            ``made_reference``. Ignored, with a notice, when a reference is given.
+        mode: "fast" or "hq" for this render only (None: the pipeline's own; see :mod:`turbonext.jobs.options`).
+        style_loras: :class:`~turbonext.jobs.options.StyleLora` s stacked for this render only.
+        people: "main" (the largest person of a driving video, followed) or "all" (everyone found).
+        gif: also write the clip as a GIF beside the MP4.
+
+    The mode and style LoRAs are on the shared pipeline only while this render holds its lock (other users' renders
+    and live streams never see them); a text-made person is made under them too.
     """
     start = time.perf_counter()
     if not isinstance(num_inference_steps, int) or not 1 <= num_inference_steps <= 50:
         raise ValueError(f"steps must be an integer from 1 to 50 (4 is the usual choice); got {num_inference_steps!r}.")
     if not isinstance(max_frames, int) or not 1 <= max_frames <= MAX_FRAMES_LIMIT:
         raise ValueError(f"max frames must be an integer from 1 to {MAX_FRAMES_LIMIT}; got {max_frames!r}.")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0; got {fps}.")
+    if not fps > 0 or not fps <= 120:
+        raise ValueError(f"fps must be more than 0 and at most 120; got {fps}.")
+    if people not in PEOPLE:
+        raise ValueError(f"people must be one of {', '.join(PEOPLE)}; got {people!r}.")
+    description = " ".join((description or "").split())
+    if reference is None and not description:
+        raise ValueError(f"No reference photo yet: upload {ACCEPTED_IMAGES} of one person, or describe a person.")
     size = int(size or native_size(pipe))
     notices: list[str] = []
 
     _report(progress, 0.0, "preparing the reference")
     style = pose_style_of(pipe)  # how this model's pose maps are drawn (a clear error for face-landmark models)
-    reset_tracking(detector)  # a tracking detector must not carry an earlier person into this photo
-    prepared = prepare_reference(reference, detector, size, require_person=require_person, pose_style=style)
-    reference_pose = reference_pose_for(pipe, prepared)  # None unless the model reads it
-    if prepared.notice:
-        notices.append(prepared.notice)
+    prepared = reference_pose = None
+    if reference is not None:
+        reset_tracking(detector)  # a tracking detector must not carry an earlier person into this photo
+        prepared = prepare_reference(reference, detector, size, require_person=require_person, pose_style=style)
+        reference_pose = reference_pose_for(pipe, prepared)  # None unless the model reads it
+        if prepared.notice:
+            notices.append(prepared.notice)
+        if description:
+            notices.append("The description was not used: a reference photo was given (remove the photo to make the "
+                           "person from the description).")
     _report(progress, 0.05, "reading poses")
-    poses = load_poses(driving, size, max_frames, detector, fps, style=style, notices=notices)
+    poses = load_poses(driving, size, max_frames, detector, fps, style=style, notices=notices, people=people)
     if not poses:
         raise ValueError("the driving input gave no frames.")
 
@@ -163,16 +201,45 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
         _report(progress, 0.2 + 0.75 * (step + 1) / total, f"denoising step {step + 1}/{total}")
         return kwargs
 
-    _report(progress, 0.2, f"rendering {len(poses)} frames")
     device = pipe._execution_device
-    generator = torch.Generator(device).manual_seed(seed)
-    with pipeline_lock(pipe):
+    made = None
+    with applied_options(pipe, mode, style_loras):  # holds the pipeline's lock: one user's render at a time
+        if prepared is None:
+            _report(progress, 0.1, "making the person from the description")
+            made = _make_person(pipe, description, size, seed)
+            prepared, reference_pose = _made_reference(pipe, made, detector, size, style)
+        _report(progress, 0.2, f"rendering {len(poses)} frames")
+        generator = torch.Generator(device).manual_seed(seed)
         frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
                       generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose).frames[0]
     _report(progress, 0.96, "writing the video")
     folder = Path(out_dir) if out_dir is not None else _new_clip_folder()
     folder.mkdir(parents=True, exist_ok=True)
     video = folder / f"turbonext_{time.strftime('%Y%m%d-%H%M%S')}_{seed}.mp4"
-    write_video(video, side_by_side([Image.fromarray(prepared.image)], poses, frames), fps=fps)
+    panels = side_by_side([Image.fromarray(prepared.image)], poses, frames)
+    write_video(video, panels, fps=fps)
+    gif_path = None
+    if gif:
+        gif_path = video.with_suffix(".gif")
+        save_gif(panels, gif_path, fps=fps)
     _report(progress, 1.0, "done")
-    return ClipResult(video, pose_strip(poses), len(frames), time.perf_counter() - start, notices)
+    return ClipResult(video, pose_strip(poses), len(frames), time.perf_counter() - start, notices, gif_path, made, fps)
+
+
+def _made_reference(pipe, image: np.ndarray, detector, size: int, style: str):
+    """The text-made person as the model's reference: used whole (it is made at the model's size and framing);
+    a model that reads the reference pose gets the pose detected in it (then the crop around that person)."""
+    if not getattr(pipe, "reads_reference_pose", False):
+        return PreparedReference(image, False, method="whole", crop=(0.0, 0.0, float(size)), source_size=(size, size)), None
+    reset_tracking(detector)
+    prepared = prepare_reference(image, detector, size, require_person=False, pose_style=style)
+    return prepared, reference_pose_for(pipe, prepared)
+
+
+def _make_person(pipe, description: str, size: int, seed: int) -> np.ndarray:
+    """The person described, made by the pipeline (uint8 RGB, size x size), deterministic in ``seed``."""
+    if getattr(pipe, "image_conditioned", False):
+        raise ValueError("This model cannot make a person from a description: it reads a reference photo only (it "
+                         f"has no text encoder). Upload {ACCEPTED_IMAGES} of one person instead.")
+    generator = torch.Generator(pipe._execution_device).manual_seed(seed)
+    return np.asarray(pipe.generate_reference(description, size, size, generator=generator).convert("RGB"))

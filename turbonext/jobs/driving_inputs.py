@@ -14,6 +14,7 @@ from turbonext.data.video_io import iter_frames
 from turbonext.jobs.uploads import ACCEPTED_VIDEOS
 from turbonext.pose.backends import PoseDetector
 from turbonext.pose.detectors import get_detector
+from turbonext.pose.keypoints import Person
 from turbonext.pose.render import render_pose
 from turbonext.pose.tracking import MainPersonTracker
 from turbonext.synthetic.dataset import identity_seed, make_sequence
@@ -23,6 +24,8 @@ from turbonext.utils.images import load_rgb
 
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+#: Who in a driving video drives the clip: the main (largest, then followed) person, or everyone found.
+PEOPLE = ("main", "all")
 
 
 def poses_from_folder(folder: str | Path, size: int, max_frames: int | None = None) -> list[Image.Image]:
@@ -55,9 +58,12 @@ def pad_pose_square(rgb: np.ndarray, size: int) -> Image.Image:
 
 def poses_from_video(video: str | Path, size: int, detector="auto", fps: float | None = None,
                      max_frames: int | None = None, margin: float = 0.2, progress: bool = True,
-                     style: str = "turbonext", notices: list[str] | None = None) -> list[Image.Image]:
+                     style: str = "turbonext", notices: list[str] | None = None, people: str = "main"
+                     ) -> list[Image.Image]:
     """Detect the main person in every frame and render their pose in one fixed square crop, drawn in ``style``
-    (the model's :func:`~turbonext.jobs.reference.pose_style_of`).
+    (the model's :func:`~turbonext.jobs.reference.pose_style_of`). ``people="all"`` renders everyone found in a
+    frame into its pose map instead (one map, every skeleton: the model renders each of them as the reference
+    person); with ``"main"`` (the default), a notice says when the video shows several people.
 
     One crop for the whole clip (around the union of the person's boxes) keeps the camera still, and
     matches the training data's framing (square crop around the person, black outside the frame).
@@ -80,46 +86,57 @@ def poses_from_video(video: str | Path, size: int, detector="auto", fps: float |
         reason = str(err).split(" as a video: ", 1)[-1]
         raise ValueError(f"The driving video {name!r} could not be decoded ({reason}). Upload {ACCEPTED_VIDEOS} "
                          f"of one person moving.") from err
+    if people not in PEOPLE:
+        raise ValueError(f"people must be one of {', '.join(PEOPLE)}; got {people!r}.")
     det = get_detector(detector) if isinstance(detector, str) else detector
     reset_tracking(det)
     tracker = MainPersonTracker()
-    people: list = []
+    driving: list[list[Person]] = []  # per frame: the people who drive it (the main one, or everyone found)
+    most = 0  # the most people found in one frame
     more_frames = False
     try:
         for i, _, frame in tqdm(frames, desc="detecting poses", disable=not progress):
             if max_frames is not None and i >= max_frames:
                 more_frames = True
                 break
-            people.append(tracker(det.detect(frame)))
+            detected = [p for p in det.detect(frame) if p.box() is not None]
+            most = max(most, len(detected))
+            main = tracker(detected)
+            driving.append(detected if people == "all" else [main] if main is not None else [])
     except (OSError, RuntimeError, ValueError) as err:  # the decoder failed part way (a damaged or cut-off file)
-        if not people:
+        if not driving:
             raise ValueError(f"The driving video {name!r} could not be decoded ({' '.join(str(err).split())[:200]}). "
                              f"Upload {ACCEPTED_VIDEOS} of one person moving.") from err
-        notices.append(f"The driving video {name!r} could only be read up to frame {len(people)} (the rest of the "
+        notices.append(f"The driving video {name!r} could only be read up to frame {len(driving)} (the rest of the "
                        f"file seems damaged); those frames were used.")
     finally:
         if isinstance(detector, str):
             det.close()
-    if not people:
+    if not driving:
         raise ValueError(f"The driving video {name!r} has no frames. Upload a video of one person moving.")
-    found = [i for i, p in enumerate(people) if p is not None and p.box() is not None]
+    found = [i for i, frame_people in enumerate(driving) if frame_people]
     if not found:
-        raise ValueError(f"No person was found in the driving video {name!r} ({len(people)} frames checked). "
+        raise ValueError(f"No person was found in the driving video {name!r} ({len(driving)} frames checked). "
                          f"Use a video that shows one person, ideally head to toe and facing the camera.")
     if more_frames:
         rate = fps or info.fps
         length = f"{info.duration:.1f} s long" if info.duration else "longer"
-        notices.append(f"The driving video is {length}; only its first {len(people)} frames "
-                       f"({len(people) / rate:.1f} s at {rate:g} frames/s) were used: the 'Max frames' setting.")
-    if len(found) < len(people):
-        notices.append(f"A person was found in {len(found)} of {len(people)} frames of {name!r}; "
+        notices.append(f"The driving video is {length}; only its first {len(driving)} frames "
+                       f"({len(driving) / rate:.1f} s at {rate:g} frames/s) were used: the 'Max frames' setting.")
+    if len(found) < len(driving):
+        notices.append(f"A person was found in {len(found)} of {len(driving)} frames of {name!r}; "
                        f"the other frames hold the last pose found.")
-    boxes = [people[i].box() for i in found]
+    if most > 1:
+        notices.append(f"The driving video shows up to {most} people; " + (
+            "everyone found drives the clip, each rendered as the reference person." if people == "all" else
+            "only the largest one was followed (choose 'everyone' under People to drive the clip with all of them)."))
+    boxes = [person.box() for i in found for person in driving[i]]
     union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     crop = square_crop_box(union, margin=margin)
-    rendered = {i: render_pose([keypoints_to_crop(people[i], crop, size)], size=(size, size), style=style) for i in found}
+    rendered = {i: render_pose([keypoints_to_crop(person, crop, size) for person in driving[i]], size=(size, size),
+                               style=style) for i in found}
     out, last = [], rendered[found[0]]  # before the person first appears: their first pose
-    for i in range(len(people)):
+    for i in range(len(driving)):
         last = rendered.get(i, last)
         out.append(last.copy())
     return out
