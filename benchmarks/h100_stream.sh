@@ -12,6 +12,11 @@
 #   bash benchmarks/h100_stream.sh arch       # the converted families' architectures (random weights, full size):
 #                                             # RAIN's own layout (4 levels x 4 frames, window 16, staggered) and
 #                                             # Moore-AnimateAnyone's in the uniform layout at 4 and 8 levels, eager
+#   bash benchmarks/h100_stream.sh backbones  # turbonext on the other backbones (random weights, full size, eager,
+#                                             # 4 steps, window 16, 4 frames per level, staggered and uniform, with
+#                                             # baselines (a) and (b)): SD2.1 at 512 px, then SDXL at its native
+#                                             # 1024 px with its motion adapter (fewer frames: one SDXL call over 16
+#                                             # frames at 1024 px is ~20x an SD1.5 one at 512)
 #
 # Why a low-latency part: a frame is emitted num_inference_steps UNet calls after it enters, and a CUDA-graph
 # UNet call is >= 27 ms even at 4 frames (anchors.md), so 4 steps cannot reach p95 <= 100 ms at any window;
@@ -25,7 +30,7 @@
 #
 # Results land in $OUT (JSON, the markdown tables, the log); append the tables to BENCHMARKS.md here.
 set -euo pipefail
-part="${1:?usage: h100_stream.sh eager|graphs|lowlatency|layout|arch}"
+part="${1:?usage: h100_stream.sh eager|graphs|lowlatency|layout|arch|backbones}"
 out="${OUT:-/tmp/turbonext-bench}"
 mkdir -p "$out"
 if [ -d .whl ]; then
@@ -58,5 +63,12 @@ case "$part" in
     python3 -m turbonext bench stream --arch animate-anyone --baselines --compile none --steps 4 8 --window 16 \
       --frames-per-level 8 4 --schedule uniform --json "$out/stream_arch_animate_anyone.json" \
       --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee -a "$out/arch.log" ;;
-  *) echo "unknown part $part (eager|graphs|lowlatency|layout|arch)" >&2; exit 2 ;;
+  backbones)
+    python3 -m turbonext bench stream --arch sd21 --compile none --steps 4 --window 16 --frames-per-level 4 \
+      --schedule staggered uniform --frames 96 --warmup 16 --json "$out/stream_backbone_sd21.json" \
+      --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee "$out/backbones.log"
+    python3 -m turbonext bench stream --arch sdxl --compile none --steps 4 --window 16 --frames-per-level 4 \
+      --schedule staggered uniform --frames 32 --warmup 8 --fifo-frames 1 --json "$out/stream_backbone_sdxl.json" \
+      --markdown "$out/BENCHMARKS_h100.md" 2>&1 | tee -a "$out/backbones.log" ;;
+  *) echo "unknown part $part (eager|graphs|lowlatency|layout|arch|backbones)" >&2; exit 2 ;;
 esac

@@ -12,7 +12,9 @@ depend on weight values) and measures, in ONE run and on the same device:
       first-frame time, peak GPU memory.
 
 ``turbonext bench stream`` prints a markdown table (with the exact command and device name); ``--json`` and
-``--markdown PATH`` also write it.
+``--markdown PATH`` also write it. ``--arch sd21`` / ``--arch sdxl`` time the other Stable Diffusion backbones
+(random weights, full size; SD2.1 at 512 px unless ``--size``, SDXL at its native 1024 px unless ``--size``),
+with diffusers' AnimateDiffSDXLPipeline as SDXL's baseline (a).
 ``--tiny --device cpu`` runs the same code with tiny components (CI, laptops). ``--model M`` times a
 trained pipeline instead (a folder, a Hub id, or ``turbonext-demo``) at its native size, e.g. the embedded
 demo on a laptop CPU; ``--channels-last`` stores the VAE in channels_last memory format first (what
@@ -35,6 +37,9 @@ from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.pipelines.presets import build_random_pipeline
 from turbonext.streaming.profiler import TickProfiler
 from turbonext.streaming.session import CUDA_GRAPH_MODES
+
+
+BACKBONE_ARCHS = ("sd21", "sdxl")  # --arch values that are a Stable Diffusion backbone (not a converted family)
 
 
 def _sync(device: torch.device) -> None:
@@ -75,12 +80,17 @@ def median_seconds(run, repeats: int, device: torch.device) -> float:
 
 def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: int = 1) -> dict:
     """(a) diffusers' AnimateDiffPipeline with an SD VAE, eager, default settings, guidance off (LCM)."""
-    from diffusers import AnimateDiffPipeline, UNetMotionModel
+    from diffusers import AnimateDiffPipeline, AnimateDiffSDXLPipeline, UNetMotionModel
 
     unet = UNetMotionModel.from_config(pipe.unet.config).to(pipe.device, pipe.unet.dtype)
     vae = pipe.encoder_vae if pipe.encoder_vae is not None else pipe.vae
-    base = AnimateDiffPipeline(vae=vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
-                               motion_adapter=None, scheduler=pipe.scheduler)
+    if pipe.text_time_conditioned:  # SDXL: diffusers' own SDXL AnimateDiff (two text encoders, time ids)
+        base = AnimateDiffSDXLPipeline(vae=vae, text_encoder=pipe.text_encoder, text_encoder_2=pipe.text_encoder_2,
+                                       tokenizer=pipe.tokenizer, tokenizer_2=pipe.tokenizer_2, unet=unet,
+                                       motion_adapter=None, scheduler=pipe.scheduler)
+    else:
+        base = AnimateDiffPipeline(vae=vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=unet,
+                                   motion_adapter=None, scheduler=pipe.scheduler)
     base.set_progress_bar_config(disable=True)
 
     def run():
@@ -94,22 +104,33 @@ def bench_animatediff(pipe, size: int, steps: int, frames: int = 16, repeats: in
 
 @torch.no_grad()
 def literal_fifo_frame(pipe, latents: torch.Tensor, text: torch.Tensor, features: torch.Tensor, steps: int,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, added_cond_kwargs: dict | None = None) -> torch.Tensor:
     """One frame of the literal FIFO loop: ``steps`` UNet calls over the whole window from ``latents``
     (1, 4, W, h, w), then the window's last frame decoded (``pipe.decode_latents``), on the CPU.
 
     The scheduler is reset first: ``LCMScheduler.step`` keeps a step index, so without ``set_timesteps``
     every frame after the first would continue the previous frame's schedule (same cost, wrong output).
     ``generator``: for the noise LCM adds between steps (pass a freshly seeded one for repeatable frames).
+    ``added_cond_kwargs``: SDXL's added conditioning (:func:`sdxl_added_cond`).
     """
     pipe.scheduler.set_timesteps(steps, device=latents.device)
     x = latents
     cond = pipe.guidance_embedding(1.0, latents.device, latents.dtype)  # LCM-distilled UNets with a guidance input
     for t in pipe.scheduler.timesteps:
         eps = pipe.unet(x, t, encoder_hidden_states=text, pose_features=features, timestep_cond=cond,
-                        return_dict=False)[0]
+                        added_cond_kwargs=added_cond_kwargs, return_dict=False)[0]
         x = pipe.scheduler.step(eps, t, x, generator=generator, return_dict=False)[0]
     return pipe.decode_latents(x[:, :, -1:]).cpu()
+
+
+def sdxl_added_cond(pipe, latents: torch.Tensor) -> dict | None:
+    """SDXL's added conditioning for UNet calls on ``latents`` (1, C, F, h, w): the empty prompt pooled, the time
+    ids of the frame size; None for other backbones."""
+    if not pipe.text_time_conditioned:
+        return None
+    pooled = pipe.encode_pooled_prompt("", latents.device).to(latents.dtype)
+    scale = pipe.vae_scale_factor
+    return pipe.added_cond_kwargs(pooled, latents.shape[-2] * scale, latents.shape[-1] * scale)
 
 
 def _context(pipe, device) -> torch.Tensor:
@@ -126,10 +147,12 @@ def bench_literal_fifo(pipe, size: int, steps: int, window: int = 16, new_frames
     features = pipe.pose_guider(poses)
     text = _context(pipe, device).to(dtype).expand(window, -1, -1)
     latents = torch.randn(1, 4, window, h, h, device=device, dtype=dtype)
+    added = sdxl_added_cond(pipe, latents)  # once, as the stream does: not part of a frame's cost
+    extra = {} if added is None else {"added_cond_kwargs": added}
 
     def one_frame():
         return literal_fifo_frame(pipe, latents, text, features, steps,
-                                  generator=torch.Generator(device).manual_seed(0))
+                                  generator=torch.Generator(device).manual_seed(0), **extra)
 
     one_frame()  # warm-up
     _sync(device)
@@ -234,11 +257,15 @@ def markdown_table(result: dict) -> str:
 
 
 def load_bench_pipeline(args):
-    """The pipeline a benchmark times: ``--model``, or random weights (``--tiny`` or SD1.5 size)."""
+    """The pipeline a benchmark times: ``--model``, or random weights (``--tiny`` or full size; SD1.5, a converted
+    family's architecture, or the SD2.1 / SDXL backbone)."""
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     if args.model:
         pipe = TurboNextPipeline.from_pretrained(args.model, torch_dtype=dtype).to(device)
+    elif getattr(args, "arch", "ours") in BACKBONE_ARCHS:  # another Stable Diffusion backbone, random weights
+        pipe = build_random_pipeline("tiny" if args.tiny else "full", torch_dtype=dtype, device=device,
+                                     backbone=args.arch)
     elif getattr(args, "arch", "ours") != "ours":  # a converted family's architecture, random weights
         pipe = build_converted_random_pipeline(args.arch, tiny=args.tiny, torch_dtype=dtype, device=device)
     else:
@@ -291,7 +318,8 @@ def run_stream_benchmark(args) -> dict:
 
 
 def model_label(args) -> str:
-    label = f"model {args.model}" if args.model else "tiny" if args.tiny else "SD1.5 size"
+    backbone = getattr(args, "arch", "ours") in BACKBONE_ARCHS
+    label = f"model {args.model}" if args.model else "tiny" if args.tiny else "full size" if backbone else "SD1.5 size"
     if not args.model and getattr(args, "arch", "ours") != "ours":
         label += f", {args.arch} architecture"
     return label + (", VAE channels_last" if args.channels_last else "")

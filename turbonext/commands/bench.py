@@ -15,6 +15,7 @@ import torch
 from turbonext.benchmarks.image import image_markdown, run_image_benchmark
 from turbonext.benchmarks.live import markdown_rows, run_live_benchmark
 from turbonext.benchmarks.stream import (
+    BACKBONE_ARCHS,
     device_name,
     load_bench_pipeline,
     markdown_table,
@@ -72,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "-> one picture, per image, next to RPFM's published time; live: the "
                              "app's webcam path (pose detection + latest-frame-wins worker) at a webcam's frame rate")
     parser.add_argument("--tiny", action="store_true", help="tiny components (CI / CPU) instead of SD1.5 size")
-    parser.add_argument("--arch", default="ours", choices=("ours", *sorted(SOURCES)),
-                        help="random-weight architecture: turbonext's, or a converted family's (image-prompt "
-                             "conditioning, v2 motion modules, its pose guider); full size unless --tiny")
+    parser.add_argument("--arch", default="ours", choices=("ours", *sorted(SOURCES), *BACKBONE_ARCHS),
+                        help="random-weight architecture: turbonext's (SD1.5), a converted family's (image-prompt "
+                             "conditioning, v2 motion modules, its pose guider), or turbonext's on another backbone: "
+                             "sd21 (Stable Diffusion 2.1; timed at 512 px unless --size) or sdxl (SDXL with its "
+                             "motion adapter; timed at its native 1024 px unless --size); full size unless --tiny")
     parser.add_argument("--model", default=None,
                         help="time this trained pipeline (folder, Hub id or turbonext-demo) instead of random weights")
     parser.add_argument("--channels-last", action="store_true",
@@ -82,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--dtype", default=None, choices=["fp16", "bf16", "fp32"], help="default fp16 on GPU, fp32 on CPU")
     parser.add_argument("--size", type=int, default=None,
-                        help="frame size (default 512, 64 with --tiny, the model's native size with --model)")
+                        help="frame size (default 512, 64 with --tiny, the model's native size with --model and "
+                             "with --arch sdxl: 1024)")
     parser.add_argument("--steps", type=int, nargs="+", default=[4],
                         help="LCM steps (noise levels of a stream); the baselines use the first value")
     parser.add_argument("--window", type=int, nargs="+", default=[16])
@@ -122,7 +126,8 @@ def cli_main(argv: list[str]) -> int:
         raise SystemExit("--arch and --model exclude each other: --arch builds a random-weight architecture")
     if args.arch != "ours" and args.what == "live":
         raise SystemExit("--arch applies to `bench stream`; the live benchmark runs a real model (--model)")
-    args.size = args.size or (None if args.model else 64 if args.tiny else 512)
+    native = args.model or (args.arch == "sdxl" and not args.tiny)  # SDXL at 512 px is not what it renders
+    args.size = args.size or (None if native else 64 if args.tiny else 512)
     args.frames = args.frames or (24 if args.tiny else 300)
     args.warmup = args.warmup or (16 if args.tiny else 48)
     if args.size and args.size % 8:

@@ -14,6 +14,12 @@ DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
 DEFAULT_TINY_VAE = "madebyollin/taesd"
 DEFAULT_LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"
+# SDXL's counterparts: from_components(base=<an SDXL repo>) takes these where the SD1.5 ones are the default
+DEFAULT_SDXL_BASE = "stabilityai/stable-diffusion-xl-base-1.0"
+DEFAULT_SDXL_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-sdxl-beta"
+DEFAULT_SDXL_TINY_VAE = "madebyollin/taesdxl"
+DEFAULT_SDXL_LCM_LORA = "latent-consistency/lcm-lora-sdxl"
+BACKBONE_DEFAULT = "default"  # an argument left at this: the backbone's own default repo (SD1.5's or SDXL's above)
 DEMO_MODEL_NAME = "turbonext-demo"
 # Only what loading needs: configs, tokenizer files and safetensors (never pickled .bin/.ckpt).
 ALLOW_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.md"]

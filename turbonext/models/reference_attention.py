@@ -292,13 +292,15 @@ def install_reference_processors(unet: torch.nn.Module, role: str) -> list[str]:
 
 
 def run_reference_net(reference_unet: torch.nn.Module, latents: torch.Tensor, text: torch.Tensor,
-                      pose_features: torch.Tensor | None = None) -> ReferenceCache:
+                      pose_features: torch.Tensor | None = None, added_cond_kwargs: dict | None = None
+                      ) -> ReferenceCache:
     """ReferenceNet "write" pass: a new cache holding every ``attn1`` input.
 
     ``latents`` (B_ref, 4, h, w); ``text`` (B_ref, 77, D); ``pose_features`` (B_ref, C, h, w), the
     reference pose encoded by :meth:`PoseGuider.encode_reference`, added to the output of the
-    ReferenceNet's ``conv_in`` (as the target pose is added after the main UNet's). Gradients flow if
-    enabled by the caller.
+    ReferenceNet's ``conv_in`` (as the target pose is added after the main UNet's); ``added_cond_kwargs``:
+    an SDXL ReferenceNet's added conditioning, ``{"text_embeds": (B_ref, P), "time_ids": (B_ref, 6)}``.
+    Gradients flow if enabled by the caller.
     """
     hook = None
     if pose_features is not None:
@@ -312,7 +314,8 @@ def run_reference_net(reference_unet: torch.nn.Module, latents: torch.Tensor, te
     cache = ReferenceCache()
     try:
         reference_unet(latents, torch.zeros((), device=latents.device), encoder_hidden_states=text,
-                       cross_attention_kwargs={"reference_out": cache}, return_dict=False)
+                       cross_attention_kwargs={"reference_out": cache}, added_cond_kwargs=added_cond_kwargs,
+                       return_dict=False)
     finally:
         if hook is not None:
             hook.remove()

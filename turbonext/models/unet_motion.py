@@ -8,8 +8,12 @@ Two additions over ``UNetMotionModel.forward``, both needed by turbonext:
   added to the hidden states right after ``conv_in``.
 
 Everything else (blocks, weights, config, LoRA and attention-processor support) is diffusers' own;
-only the top-level forward is rewritten, for the SD1.5 configuration: no addition embedding (SDXL's
-``added_cond_kwargs``) and no IP-Adapter image projection; both raise instead of being ignored.
+only the top-level forward is rewritten, for the SD1.5/SD2.1 configuration and SDXL's: SDXL's added
+conditioning (``addition_embed_type="text_time"``: ``added_cond_kwargs={"text_embeds": pooled text (B, P),
+"time_ids": (B, 6)}``, diffusers' convention) is embedded per video and added to every frame's time
+embedding; other addition embeddings and the IP-Adapter image projection raise instead of being ignored.
+:meth:`TurboNextUNetMotionModel.from_unet2d` also copies the 2D UNet's ``add_embedding`` (diffusers' own
+leaves it randomly initialised).
 ``timestep_cond`` (the guidance-scale embedding of LCM-distilled UNets, ``time_cond_proj_dim``) is
 supported, per video or per frame. ``cross_attention_kwargs`` reach the attention processors of every
 spatial transformer block (down, mid and up; not the motion modules), as in diffusers, and its
@@ -75,6 +79,15 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         if motion_norm == "per_frame":
             self._per_frame_motion_norms()
 
+    @classmethod
+    def from_unet2d(cls, unet, motion_adapter=None, load_weights: bool = True):
+        """``UNetMotionModel.from_unet2d``, plus the weights of SDXL's added embedding (``add_embedding``), which
+        diffusers' version does not copy (it stays randomly initialised there)."""
+        model = super().from_unet2d(unet, motion_adapter, load_weights=load_weights)
+        if load_weights and getattr(unet, "add_embedding", None) is not None and hasattr(model, "add_embedding"):
+            model.add_embedding.load_state_dict(unet.add_embedding.state_dict())
+        return model
+
     @contextlib.contextmanager
     def motion_modules_bypassed(self):
         """Inside this context every motion module passes its input through unchanged: a single image is
@@ -139,6 +152,32 @@ class TurboNextUNetMotionModel(UNetMotionModel):
             timestep_cond = self._frame_timestep_cond(timestep_cond, batch, num_frames).to(t_emb.device, t_emb.dtype)
         return self.time_embedding(t_emb, timestep_cond)  # (B*F, 1280)
 
+    def _text_time_embedding(self, added_cond_kwargs: dict | None, batch: int, num_frames: int,
+                             dtype: torch.dtype) -> torch.Tensor:
+        """SDXL's added embedding per frame, shape (B*F, D), from ``text_embeds`` (B, P) and ``time_ids`` (B, 6) (one
+        row per video, as diffusers' UNets take them; or one per frame, (B*F, ...))."""
+        missing = [k for k in ("text_embeds", "time_ids") if k not in (added_cond_kwargs or {})]
+        if missing:
+            raise ValueError(
+                f"this UNet has SDXL's added conditioning (addition_embed_type='text_time'): pass added_cond_kwargs="
+                f"{{'text_embeds': pooled text (B, P), 'time_ids': (B, 6)}} (missing {missing}); "
+                "TurboNextPipeline fills them in from the prompt and the output size."
+            )
+        text_embeds, time_ids = added_cond_kwargs["text_embeds"], added_cond_kwargs["time_ids"]
+        rows = text_embeds.shape[0]
+        expected = self.add_embedding.linear_1.in_features
+        width = text_embeds.shape[-1] + time_ids.shape[-1] * self.config.addition_time_embed_dim
+        if text_embeds.ndim != 2 or time_ids.ndim != 2 or time_ids.shape[0] != rows or rows not in (
+                batch, batch * num_frames) or width != expected:
+            raise ValueError(
+                f"added_cond_kwargs: text_embeds (B, P) and time_ids (B, T) with B = {batch} (or {batch * num_frames}, "
+                f"one per frame) and P + T x {self.config.addition_time_embed_dim} = {expected}; got text_embeds "
+                f"{tuple(text_embeds.shape)}, time_ids {tuple(time_ids.shape)}."
+            )
+        time_embeds = self.add_time_proj(time_ids.flatten()).reshape(rows, -1)  # (rows, T*256), fp32
+        aug = self.add_embedding(torch.cat([text_embeds, time_embeds.to(text_embeds.dtype)], dim=-1).to(dtype))
+        return aug if rows == batch * num_frames else aug.repeat_interleave(num_frames, dim=0)  # (B*F, D)
+
     @apply_lora_scale("cross_attention_kwargs")  # as diffusers: pops "scale" and scales PEFT LoRA layers by it
     def forward(
         self,
@@ -155,16 +194,20 @@ class TurboNextUNetMotionModel(UNetMotionModel):
         return_dict: bool = True,
     ) -> UNetMotionOutput | tuple[torch.Tensor]:
         """sample (B, C, F, H, W); timestep scalar, (B,) or (B, F); encoder_hidden_states (B*F, L, D);
-        timestep_cond (B, D') or (B*F, D'); pose_features (B*F, 320, H, W). Returns (B, C, F, H, W)."""
-        if self.config.addition_embed_type is not None or getattr(self, "encoder_hid_proj", None) is not None:
+        timestep_cond (B, D') or (B*F, D'); pose_features (B*F, 320, H, W); SDXL: added_cond_kwargs
+        {"text_embeds": (B, P), "time_ids": (B, 6)}. Returns (B, C, F, H, W)."""
+        text_time = self.config.addition_embed_type == "text_time"
+        if (self.config.addition_embed_type is not None and not text_time) or getattr(
+                self, "encoder_hid_proj", None) is not None:
             raise NotImplementedError(
-                "TurboNextUNetMotionModel supports the SD1.5 configuration only "
-                "(no addition embedding, no IP-Adapter image projection)"
+                "TurboNextUNetMotionModel supports the SD1.5/SD2.1 configuration and SDXL's added conditioning "
+                f"(addition_embed_type='text_time') only, not addition_embed_type={self.config.addition_embed_type!r} "
+                "nor an IP-Adapter image projection"
             )
-        if added_cond_kwargs:
+        if added_cond_kwargs and not text_time:
             raise ValueError(
-                f"added_cond_kwargs ({sorted(added_cond_kwargs)}) are not supported: TurboNextUNetMotionModel "
-                "implements the SD1.5 configuration, which has no addition embedding to feed them to"
+                f"added_cond_kwargs ({sorted(added_cond_kwargs)}) are not supported: this UNet has no addition "
+                "embedding to feed them to (SD1.5/SD2.1 configuration; SDXL's has addition_embed_type='text_time')"
             )
         batch, _, num_frames, height, width = sample.shape
         up_factor = 2**self.num_upsamplers
@@ -175,6 +218,8 @@ class TurboNextUNetMotionModel(UNetMotionModel):
 
         # 1. time: one embedding per frame
         emb = self._frame_embeddings(timestep, batch, num_frames, sample.device, timestep_cond)  # (B*F, D)
+        if text_time:  # SDXL: + the pooled text and size/crop time ids, per video
+            emb = emb + self._text_time_embedding(added_cond_kwargs, batch, num_frames, emb.dtype)
 
         # 2. pre-process: (B, C, F, H, W) -> (B*F, C, H, W), conv_in, + pose features
         sample = sample.permute(0, 2, 1, 3, 4).reshape(batch * num_frames, -1, height, width)
