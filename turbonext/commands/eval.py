@@ -49,6 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --streaming: only the first this many identities of the split")
     parser.add_argument("--scenes-per-identity", type=int, default=None,
                         help="with --streaming: only this many scenes (motions) of each identity")
+    parser.add_argument("--renderings", default="stream,offline",
+                        help="with --streaming: what to render and score, comma-separated from stream (pipe.stream), "
+                             "offline (pipe(...), blended windows), chain (pipe(..., long_video='chain'))")
+    parser.add_argument("--offline-window", type=int, default=None,
+                        help="with --streaming: window_size of the offline renderings (default: the pipeline's, 16)")
+    parser.add_argument("--offline-overlap", type=int, default=None,
+                        help="with --streaming: window_overlap of the offline renderings (default 4; for chain: the "
+                             "context frames carried into each window)")
+    parser.add_argument("--chain-context", default=None, choices=("renoise", "clean"),
+                        help="with --renderings ...,chain: how the chained windows' context is given to the model "
+                             "(default: the model's own, from its config.stream_schedule)")
     parser.add_argument("--plot", default=None,
                         help="with --streaming: where to write the PNG plot (default: beside --json, same name)")
     parser.add_argument("--max-sequences", type=int, default=None)
@@ -143,7 +154,10 @@ def _long_stream(parser: argparse.ArgumentParser, args: argparse.Namespace, pipe
         result = evaluate_long_stream(pipe, args.data, split=args.split, num_frames=args.num_frames,
                                       num_inference_steps=args.steps, seed=args.seed, window=args.window,
                                       frames_per_level=args.frames_per_level, schedule=args.schedule,
-                                      max_identities=args.max_identities, scenes_per_identity=args.scenes_per_identity)
+                                      max_identities=args.max_identities, scenes_per_identity=args.scenes_per_identity,
+                                      renderings=[r.strip() for r in args.renderings.split(",") if r.strip()],
+                                      offline_window=args.offline_window, offline_overlap=args.offline_overlap,
+                                      chain_context=args.chain_context)
     except ValueError as err:
         parser.error(str(err))
     result["model"] = args.model

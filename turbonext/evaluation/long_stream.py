@@ -4,7 +4,9 @@ A stream can look right for its first window and then decay (the first demo mode
 so scoring 8-frame clips says nothing about it. :func:`evaluate_long_stream` renders each scene twice on
 the same inputs, once through ``pipe.stream`` frame by frame and once as one offline clip (``pipe(...)``,
 context windows), and scores every frame against the truth. The result keeps one curve per metric and
-frame index (mean over scenes) for each, and :func:`plot_long_stream` draws them.
+frame index (mean over scenes) for each, and :func:`plot_long_stream` draws them. ``renderings`` can add
+the offline clip rendered by chaining windows (``"chain"``: ``pipe(..., long_video="chain")``) or leave
+the stream out, to compare the two ways of rendering a long clip.
 
 Metrics per frame: silhouette IoU, colour error inside the figure (per pixel, 0-1 RGB), background
 brightness (mean 0-255 where the truth is black: a decaying stream fills the frame with noise) and PSNR.
@@ -22,7 +24,7 @@ from tqdm.auto import tqdm
 from turbonext.evaluation import metrics
 from turbonext.evaluation.held_out import reference_scene
 from turbonext.evaluation.metrics import seam_ratio
-from turbonext.pipelines.context_windows import context_windows
+from turbonext.pipelines.context_windows import chained_windows, context_windows
 from turbonext.synthetic.dataset import SPLITS, load_scene, load_split
 
 
@@ -32,7 +34,8 @@ FRAME_METRICS = {  # name: (function(pred, gt), label for plots and tables, high
     "background": (metrics.background_brightness, "background brightness (0-255)", False),
     "psnr": (metrics.psnr, "PSNR (dB)", True),
 }
-RENDERINGS = ("stream", "offline")
+RENDERINGS = ("stream", "offline")  # the default renderings
+ALL_RENDERINGS = ("stream", "offline", "chain")  # "chain": the offline clip with long_video="chain"
 
 
 def _generator(seed: int):
@@ -56,9 +59,10 @@ def _render_stream(pipe: Any, reference: Image.Image, poses: Sequence[Image.Imag
 
 
 def _render_offline(pipe: Any, reference: Image.Image, poses: Sequence[Image.Image], steps: int,
-                    seed: int) -> list[Image.Image]:
+                    seed: int, **kwargs) -> list[Image.Image]:
+    """The offline clip; ``kwargs`` (windows, ``long_video``) go to ``pipe(...)``, which gets none when empty."""
     return list(pipe(reference_image=reference, pose_images=list(poses), num_inference_steps=steps,
-                     generator=_generator(seed), output_type="pil").frames[0])
+                     generator=_generator(seed), output_type="pil", **kwargs).frames[0])
 
 
 def score_frames(pred: Sequence[Image.Image], truth: Sequence[Image.Image]) -> dict[str, list[float]]:
@@ -83,6 +87,10 @@ def evaluate_long_stream(
     scenes_per_identity: int | None = None,
     late_from: int | None = None,
     progress: bool = True,
+    renderings: Sequence[str] = RENDERINGS,
+    offline_window: int | None = None,
+    offline_overlap: int | None = None,
+    chain_context: str | None = None,
 ) -> dict:
     """Stream and offline clip of every chosen scene, scored per frame index.
 
@@ -96,6 +104,11 @@ def evaluate_long_stream(
         late_from: the first frame of the "late" summary (default: ``num_frames // 2``), where a stream
             that drifts has drifted.
         progress: a tqdm bar over scenes.
+        renderings: which of :data:`ALL_RENDERINGS` to render and score: "stream" (``pipe.stream``), "offline"
+            (``pipe(...)``, blended windows) and "chain" (``pipe(..., long_video="chain")``).
+        offline_window / offline_overlap: ``window_size`` / ``window_overlap`` of the offline renderings (default:
+            the pipeline's, 16 / 4); for "chain" the overlap is the context carried into each window.
+        chain_context: the "chain" rendering's ``chain_context`` ("renoise", "clean"; None: the model's own).
 
     The reference of a scene is the first frame of another clip of the same identity
     (:func:`~turbonext.evaluation.held_out.reference_scene`).
@@ -104,13 +117,18 @@ def evaluate_long_stream(
         {"settings", "scenes": [names], "per_frame": {rendering: {metric: [mean over scenes per frame]}},
         "per_scene": [{scene, reference, rendering: {metric: [per frame]}}], "summary": {rendering: {"all":
         {metric: mean}, "late": {metric: mean over frames >= late_from}, "max_background": float}},
-        "late_ratio": {metric: stream late / offline late}}.
+        "late_ratio": {metric: stream late / offline late}} (empty without both), "joins": {rendering: [the
+        first frame of every new window or chunk after the first, of the first scene]}. The seam of each
+        rendering (:func:`~turbonext.evaluation.metrics.seam_ratio`) is in every scene and in the summary.
     """
+    renderings = tuple(renderings)
+    if not renderings or any(r not in ALL_RENDERINGS for r in renderings) or len(set(renderings)) != len(renderings):
+        raise ValueError(f"renderings must be distinct names from {ALL_RENDERINGS}; got {renderings!r}.")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
     if num_frames is not None and num_frames < 2:
         raise ValueError(f"num_frames must be >= 2; got {num_frames}.")
-    if not hasattr(pipe, "stream"):
+    if "stream" in renderings and not hasattr(pipe, "stream"):
         raise ValueError(f"a long-stream evaluation needs a model with .stream(); {type(pipe).__name__} has none.")
     root = Path(dataset_dir)
     index = load_split(root)
@@ -124,7 +142,10 @@ def evaluate_long_stream(
     if not 0 <= late_from < num_frames:
         raise ValueError(f"late_from must be in [0, {num_frames}); got {late_from}.")
     stream_kwargs = {"window": window, "frames_per_level": frames_per_level, "schedule": schedule}
-    session = None
+    windows = {k: v for k, v in (("window_size", offline_window), ("window_overlap", offline_overlap)) if v is not None}
+    offline_window = 16 if offline_window is None else offline_window
+    offline_overlap = 4 if offline_overlap is None else offline_overlap
+    session = first_joins = None
     per_scene = []
     for scene in tqdm(scenes, desc=f"long stream {split}", disable=not progress):
         truth, poses, _ = load_scene(root / scene, num_frames)
@@ -133,38 +154,48 @@ def evaluate_long_stream(
                              f"dataset with `turbonext synthetic --frames {num_frames}`.")
         ref_name = reference_scene(scene, all_scenes)
         reference = load_scene(root / ref_name, num_frames=1)[0][0]
-        streamed, session, stream_joins = _render_stream(pipe, reference, poses, num_inference_steps, seed,
-                                                         stream_kwargs)
-        rendered = {
-            "stream": streamed,
-            "offline": _render_offline(pipe, reference, poses, num_inference_steps, seed),
-        }
-        joins = {"stream": stream_joins,  # each new chunk the stream emitted
-                 "offline": offline_joins(num_frames)}  # where a context window starts or ends
+        rendered, joins = {}, {}
+        if "stream" in renderings:
+            rendered["stream"], session, joins["stream"] = _render_stream(  # joins: each new chunk the stream emitted
+                pipe, reference, poses, num_inference_steps, seed, stream_kwargs)
+        if "offline" in renderings:
+            rendered["offline"] = _render_offline(pipe, reference, poses, num_inference_steps, seed, **windows)
+            joins["offline"] = offline_joins(num_frames, offline_window, offline_overlap)  # a window starts or ends
+        if "chain" in renderings:
+            rendered["chain"] = _render_offline(pipe, reference, poses, num_inference_steps, seed, long_video="chain",
+                                                window_size=offline_window, window_overlap=offline_overlap,
+                                                chain_context=chain_context)
+            joins["chain"] = chain_joins(num_frames, offline_window, offline_overlap)  # each window's first new frame
         per_scene.append({"scene": scene, "reference": f"{ref_name}#1",
-                          **{name: score_frames(frames, truth) for name, frames in rendered.items()},
-                          "seam": {name: seam_ratio(frames, joins[name]) for name, frames in rendered.items()}})
+                          **{name: score_frames(rendered[name], truth) for name in renderings},
+                          "seam": {name: seam_ratio(rendered[name], joins[name]) for name in renderings}})
+        first_joins = joins if first_joins is None else first_joins
 
     per_frame = {r: {m: np.mean([s[r][m] for s in per_scene], axis=0).tolist() for m in FRAME_METRICS}
-                 for r in RENDERINGS}
+                 for r in renderings}
     summary = {r: {"all": {m: float(np.mean(v)) for m, v in per_frame[r].items()},
                    "late": {m: float(np.mean(v[late_from:])) for m, v in per_frame[r].items()},
                    "max_background": float(max(max(s[r]["background"]) for s in per_scene)),
-                   "seam": float(np.nanmean([s["seam"][r] for s in per_scene]))}
-               for r in RENDERINGS}
-    late_ratio = {m: summary["stream"]["late"][m] / summary["offline"]["late"][m]
-                  if summary["offline"]["late"][m] else None for m in FRAME_METRICS}
+                   "seam": _nanmean([s["seam"][r] for s in per_scene])}
+               for r in renderings}
+    late_ratio = {}
+    if "stream" in renderings and "offline" in renderings:
+        late_ratio = {m: summary["stream"]["late"][m] / summary["offline"]["late"][m]
+                      if summary["offline"]["late"][m] else None for m in FRAME_METRICS}
     return {
         "split": split,
         "dataset": str(root),
         "settings": {"num_frames": num_frames, "num_inference_steps": num_inference_steps, "seed": seed,
                      "window": window, "frames_per_level": getattr(session, "per_level", frames_per_level),
-                     "schedule": getattr(session, "schedule_name", schedule), "late_from": late_from},
+                     "schedule": getattr(session, "schedule_name", schedule), "late_from": late_from,
+                     "renderings": list(renderings), "offline_window": offline_window,
+                     "offline_overlap": offline_overlap, "chain_context": chain_context},
         "scenes": scenes,
         "per_frame": per_frame,
         "per_scene": per_scene,
         "summary": summary,
         "late_ratio": late_ratio,
+        "joins": first_joins,
     }
 
 
@@ -172,6 +203,17 @@ def offline_joins(num_frames: int, window: int = 16, overlap: int = 4) -> list[i
     """The frames where the offline clip's context windows (``pipe(...)``'s defaults) start or end."""
     windows = context_windows(num_frames, window, overlap)
     return sorted({w.start for w in windows[1:]} | {w.stop for w in windows[:-1]})
+
+
+def _nanmean(values: list[float]) -> float:
+    """The mean of the values that are not NaN (NaN, without a warning, when all are)."""
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def chain_joins(num_frames: int, window: int = 16, context: int = 4) -> list[int]:
+    """The frames where a chained clip's windows (``pipe(..., long_video="chain")``) start their new frames."""
+    return [w.start + c for w, c in chained_windows(num_frames, window, context)[1:]]
 
 
 def _choose_scenes(scenes: list[str], max_identities: int | None, per_identity: int | None) -> list[str]:
@@ -187,27 +229,37 @@ def _choose_scenes(scenes: list[str], max_identities: int | None, per_identity: 
 
 
 def format_long_stream(result: dict) -> str:
-    """A plain-text summary: per metric, stream vs offline over all frames and the late frames."""
-    s, late = result["summary"], result["settings"]["late_from"]
-    lines = [f"{len(result['scenes'])} scenes x {result['settings']['num_frames']} frames "
-             f"(stream: window {result['settings']['window']}, schedule {result['settings']['schedule'] or 'model default'})",
-             f"{'metric':<36}{'stream':>10}{'offline':>10}{'stream':>12}{'offline':>10}{'ratio':>8}",
-             f"{'':<36}{'all':>10}{'all':>10}{f'>= {late}':>12}{f'>= {late}':>10}{'late':>8}"]
+    """A plain-text summary: per metric, every rendering (stream, offline, chain) over all frames and the late
+    frames, the stream's late ratio to the offline clip, the brightest background and the seams."""
+    s, late, settings = result["summary"], result["settings"]["late_from"], result["settings"]
+    names = [r for r in ALL_RENDERINGS if r in s]
+    ratio_column = bool(result.get("late_ratio"))
+    windows = f"offline windows {settings.get('offline_window', 16)} / {settings.get('offline_overlap', 4)}"
+    stream = (f"stream: window {settings['window']}, schedule {settings['schedule'] or 'model default'}; "
+              if "stream" in names else "")
+    lines = [f"{len(result['scenes'])} scenes x {settings['num_frames']} frames ({stream}{windows})",
+             f"{'metric':<36}" + "".join(f"{r:>10}" for r in names) + "".join(f"{r:>12}" for r in names)
+             + (f"{'ratio':>8}" if ratio_column else ""),
+             f"{'':<36}" + "".join(f"{'all':>10}" for _ in names) + "".join(f"{f'>= {late}':>12}" for _ in names)
+             + (f"{'late':>8}" if ratio_column else "")]
     for name, (_, label, _) in FRAME_METRICS.items():
-        ratio = result["late_ratio"][name]
-        lines.append(f"{label:<36}{s['stream']['all'][name]:>10.3f}{s['offline']['all'][name]:>10.3f}"
-                     f"{s['stream']['late'][name]:>12.3f}{s['offline']['late'][name]:>10.3f}"
-                     f"{'-' if ratio is None else f'{ratio:.3f}':>8}")
-    lines.append(f"brightest background frame: stream {s['stream']['max_background']:.1f}, "
-                 f"offline {s['offline']['max_background']:.1f} (0-255)")
-    if "seam" in s["stream"]:
-        lines.append(f"seams (change into a join / change elsewhere; 1 = invisible): stream chunks "
-                     f"{s['stream']['seam']:.2f}, offline windows {s['offline']['seam']:.2f}")
+        line = (f"{label:<36}" + "".join(f"{s[r]['all'][name]:>10.3f}" for r in names)
+                + "".join(f"{s[r]['late'][name]:>12.3f}" for r in names))
+        if ratio_column:
+            ratio = result["late_ratio"][name]
+            line += f"{'-' if ratio is None else f'{ratio:.3f}':>8}"
+        lines.append(line)
+    lines.append("brightest background frame: " + ", ".join(f"{r} {s[r]['max_background']:.1f}" for r in names)
+                 + " (0-255)")
+    what = {"stream": "stream chunks", "offline": "offline windows", "chain": "chained windows"}
+    if all("seam" in s[r] for r in names):
+        lines.append("seams (change into a join / change elsewhere; 1 = invisible): "
+                     + ", ".join(f"{what[r]} {s[r]['seam']:.2f}" for r in names))
     return "\n".join(lines)
 
 
 def plot_long_stream(result: dict, path: str | Path) -> Path:
-    """A PNG with one panel per metric: the mean over scenes per frame index, stream and offline."""
+    """A PNG with one panel per metric: the mean over scenes per frame index, one line per rendering."""
     try:
         import matplotlib
     except ImportError as err:  # an optional dependency: `pip install turbonext[eval]`
@@ -218,16 +270,20 @@ def plot_long_stream(result: dict, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(FRAME_METRICS), figsize=(4.2 * len(FRAME_METRICS), 3.4))
     settings = result["settings"]
     for ax, (name, (_, label, _)) in zip(axes, FRAME_METRICS.items()):
-        for rendering, style in zip(RENDERINGS, ("-", "--")):
+        for rendering, style in zip([r for r in ALL_RENDERINGS if r in result["per_frame"]], ("-", "--", ":")):
             values = result["per_frame"][rendering][name]
             ax.plot(range(len(values)), values, style, label=rendering)
         ax.axvline(settings["late_from"], color="grey", lw=0.5)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("frame index")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{result['split']}: {len(result['scenes'])} scenes, window {settings['window']}, "
-                 f"schedule {settings['schedule'] or 'model default'}, {settings['num_inference_steps']} steps",
-                 fontsize=10)
+    names = [r for r in ALL_RENDERINGS if r in result["per_frame"]]
+    stream = (f"stream window {settings['window']}, schedule {settings['schedule'] or 'model default'}, "
+              if "stream" in names else "")
+    offline = (f"offline windows {settings.get('offline_window', 16)} / {settings.get('offline_overlap', 4)}, "
+               if set(names) - {"stream"} else "")
+    fig.suptitle(f"{result['split']}: {len(result['scenes'])} scenes, {stream}{offline}"
+                 f"{settings['num_inference_steps']} steps", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

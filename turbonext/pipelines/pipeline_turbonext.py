@@ -25,10 +25,16 @@ from diffusers.schedulers import SchedulerMixin
 from diffusers.utils import logging, replace_example_docstring, scale_lora_layers, unscale_lora_layers
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
-from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    CLIPVisionModelWithProjection,
+)
 
 from turbonext.loaders.assemble import assemble_pipeline
-from turbonext.loaders.hub import DEFAULT_LCM_LORA, DEMO_MODEL_NAME, resolve_pretrained_path
+from turbonext.loaders.hub import DEFAULT_LCM_LORA, DEFAULT_SDXL_LCM_LORA, DEMO_MODEL_NAME, resolve_pretrained_path
 from turbonext.loaders.publish import push_folder, write_card
 from turbonext.models.pose_guider import PoseGuider
 from turbonext.models.reference_attention import (
@@ -40,8 +46,21 @@ from turbonext.models.reference_attention import (
     weights_fingerprint,
 )
 from turbonext.models.unet_motion import TurboNextUNetMotionModel
-from turbonext.pipelines.context_windows import context_windows, window_weights
+from turbonext.pipelines.context_windows import (
+    CHAIN_CONTEXTS,
+    LONG_VIDEO_MODES,
+    chained_windows,
+    context_windows,
+    denoise_chained,
+    window_weights,
+)
 from turbonext.pipelines.pipeline_output import TurboNextPipelineOutput
+from turbonext.pipelines.sdxl_conditioning import (
+    TextTimeStreamUNet,
+    add_time_ids,
+    check_size_conditioning,
+    encode_sdxl_prompt,
+)
 from turbonext.pipelines.transitions import join_latent_clips
 from turbonext.pose.render import POSE_STYLES
 from turbonext.schedulers.scheduling_staggered_lcm import UPDATES as STREAM_UPDATES
@@ -53,6 +72,7 @@ logger = logging.get_logger(__name__)
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 MAX_STYLE_LORAS = 3  # style LoRAs stacked at once (load_style_lora), besides the fused LCM-LoRA
+MAX_FRAMES = 1024  # __call__'s default max_frames: the whole decoded video is held in memory
 MODES = ("fast", "hq")
 HQ_NEGATIVE_PROMPT = "blurry, low quality, deformed, extra limbs, bad anatomy, watermark, text"
 # What each mode fills in when the call leaves it unset (MimicMotion-Turbo's fast path, the base model's HQ one)
@@ -100,6 +120,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             unconditional context of classifier-free guidance is zeros. ``text_encoder`` and ``tokenizer``
             are then unused (and may be None).
         feature_extractor ([`~transformers.CLIPImageProcessor`], *optional*): the image encoder's preprocessing.
+        text_encoder_2 ([`~transformers.CLIPTextModelWithProjection`], *optional*) / tokenizer_2: SDXL's second
+            text encoder and its tokenizer (for UNets with ``addition_embed_type="text_time"``): its penultimate
+            hidden states join the first encoder's as the context, its pooled output is the added ``text_embeds``
+            (see :mod:`turbonext.pipelines.sdxl_conditioning`).
         reference_in_uncond (`bool`, defaults to True): under classifier-free guidance, whether the
             unconditional rows read the reference too (turbonext's models); the AnimateAnyone family's do not.
         embedded_guidance_scale (`float`, *optional*): for UNets with a guidance-scale embedding
@@ -115,8 +139,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             :class:`~turbonext.schedulers.scheduling_staggered_lcm.StaggeredLCMSchedule`.
     """
 
-    model_cpu_offload_seq = "text_encoder->image_encoder->encoder_vae->reference_unet->pose_guider->unet->vae"
-    _optional_components = ["encoder_vae", "image_encoder", "feature_extractor", "text_encoder", "tokenizer"]
+    model_cpu_offload_seq = ("text_encoder->text_encoder_2->image_encoder->encoder_vae->reference_unet->pose_guider"
+                             "->unet->vae")
+    _optional_components = ["encoder_vae", "image_encoder", "feature_extractor", "text_encoder", "tokenizer",
+                            "text_encoder_2", "tokenizer_2"]
     _callback_tensor_inputs = ["latents", "prompt_embeds", "negative_prompt_embeds"]
 
     def __init__(
@@ -137,6 +163,8 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         stream_update: str = "lcm",
         default_num_inference_steps: int | None = None,
         default_guidance_scale: float | None = None,
+        text_encoder_2: CLIPTextModelWithProjection | None = None,
+        tokenizer_2: CLIPTokenizer | None = None,
     ):
         super().__init__()
         if text_encoder is None and image_encoder is None:
@@ -148,10 +176,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"pose_style must be one of {(*POSE_STYLES, 'rain_face')}, got {pose_style!r}.")
         if image_encoder is not None and feature_extractor is None:
             feature_extractor = CLIPImageProcessor()  # CLIP's own defaults: 224 px, CLIP mean and std
+        if unet.config.get("addition_embed_type") == "text_time" and (
+                text_encoder is None or text_encoder_2 is None or tokenizer_2 is None):
+            raise ValueError("this UNet takes SDXL's added conditioning (addition_embed_type='text_time'): the pipeline "
+                             "needs text_encoder, text_encoder_2 (CLIPTextModelWithProjection) and tokenizer_2.")
         self.register_modules(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, reference_unet=reference_unet,
             pose_guider=pose_guider, scheduler=scheduler, encoder_vae=encoder_vae, image_encoder=image_encoder,
-            feature_extractor=feature_extractor,
+            feature_extractor=feature_extractor, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
         )
         self.register_to_config(reference_in_uncond=bool(reference_in_uncond),
                                 embedded_guidance_scale=embedded_guidance_scale, pose_style=pose_style,
@@ -165,7 +197,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         blocks = getattr(vae.config, "block_out_channels", None) or getattr(vae.config, "encoder_block_out_channels")
         self.vae_scale_factor = 2 ** (len(blocks) - 1)
         self.video_processor = VideoProcessor(do_resize=False, vae_scale_factor=self.vae_scale_factor)
-        self._prompt_cache: dict[tuple, torch.Tensor] = {}
+        self._prompt_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -199,8 +231,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         hub = {k: kwargs.pop(k) for k in ("repo_id", "private", "token", "commit_message") if k in kwargs}
         if push_to_hub and not hub.get("repo_id"):
             raise ValueError("push_to_hub=True needs repo_id='owner/name' (the Hub model repo to upload to).")
-        if getattr(self, "tokenizer", None) is not None:
-            self.tokenizer.init_kwargs.pop("local_files_only", None)
+        for tokenizer in (getattr(self, "tokenizer", None), getattr(self, "tokenizer_2", None)):
+            if tokenizer is not None:
+                tokenizer.init_kwargs.pop("local_files_only", None)
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if push_to_hub:
             write_card(save_directory, hub["repo_id"])
@@ -233,13 +266,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         return self
 
     # ------------------------------------------------------------------ LCM
-    def fuse_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
+    def fuse_lcm_lora(self, repo_or_path: str | None = None, scale: float = 1.0, weight_name: str | None = None,
                       **kwargs) -> "TurboNextPipeline":
         """Load LCM-LoRA (peft or kohya keys), fuse it into the main UNet and switch to ``LCMScheduler``.
+        ``repo_or_path`` defaults to the backbone's (lcm-lora-sdv1-5, or lcm-lora-sdxl for SDXL).
 
         Other LoRA adapters loaded before (styles) stay loaded, with the same activity and scales.
         """
-        repo_or_path, weight_name = _lora_file(repo_or_path, weight_name)
+        repo_or_path, weight_name = _lora_file(repo_or_path or self._default_lcm_lora(), weight_name)
         before = _lora_state(self.unet)
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self.fuse_lora(components=["unet"], lora_scale=scale, adapter_names=["lcm"])
@@ -276,16 +310,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         device, dtype = self._execution_device, self.unet.dtype
         text = self.encode_prompt(prompt, device).to(dtype)
         cfg = guidance > 1 and self.unet.config.time_cond_proj_dim is None
+        negative = negative_prompt or defaults["negative_prompt"] or ""
         if cfg:
-            text = torch.cat([self.encode_prompt(negative_prompt or defaults["negative_prompt"] or "", device).to(dtype),
-                              text])
+            text = torch.cat([self.encode_prompt(negative, device).to(dtype), text])
+        added = None  # SDXL: the pooled text and the size time ids, one row per row of text
+        if self.text_time_conditioned:
+            pooled = [self.encode_pooled_prompt(p, device).to(dtype) for p in ([negative] if cfg else []) + [prompt]]
+            added = self.added_cond_kwargs(torch.cat(pooled), height, width)
         cond = self.guidance_embedding(guidance, device, dtype)
         shape = (1, self.unet.config.in_channels, 1, height // self.vae_scale_factor, width // self.vae_scale_factor)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * self.scheduler.init_noise_sigma
         self.scheduler.set_timesteps(steps, device=device)
         for t in self.progress_bar(self.scheduler.timesteps):
             model_in = self.scheduler.scale_model_input(latents, t).repeat(text.shape[0], 1, 1, 1, 1)
-            pred = self.unet(model_in, t, encoder_hidden_states=text, timestep_cond=cond,
+            pred = self.unet(model_in, t, encoder_hidden_states=text, timestep_cond=cond, added_cond_kwargs=added,
                              cross_attention_kwargs={"reference": None}, return_dict=False)[0]
             if cfg:
                 uncond, conditional = pred.chunk(2)
@@ -309,11 +347,12 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         return frames[0][0]
 
     # ------------------------------------------------------------------ fast / HQ modes
-    def load_lcm_lora(self, repo_or_path: str = DEFAULT_LCM_LORA, scale: float = 1.0, weight_name: str | None = None,
+    def load_lcm_lora(self, repo_or_path: str | None = None, scale: float = 1.0, weight_name: str | None = None,
                       **kwargs) -> "TurboNextPipeline":
         """LCM-LoRA as a switchable adapter named "lcm" (not fused, unlike :meth:`fuse_lcm_lora`), so that
-        ``mode="hq"`` can turn it off without reloading anything; switches to ``mode="fast"``."""
-        repo_or_path, weight_name = _lora_file(repo_or_path, weight_name)
+        ``mode="hq"`` can turn it off without reloading anything; switches to ``mode="fast"``. ``repo_or_path``
+        defaults to the backbone's (lcm-lora-sdv1-5, or lcm-lora-sdxl for SDXL)."""
+        repo_or_path, weight_name = _lora_file(repo_or_path or self._default_lcm_lora(), weight_name)
         self.load_lora_weights(repo_or_path, weight_name=weight_name, adapter_name="lcm", use_safetensors=True, **kwargs)
         self._lcm_lora_scale = float(scale)
         return self.set_mode("fast")
@@ -413,23 +452,65 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self._style_loras = {}
         return self
 
+    def _default_lcm_lora(self) -> str:
+        return DEFAULT_SDXL_LCM_LORA if self.text_time_conditioned else DEFAULT_LCM_LORA
+
     def use_lcm_scheduler(self) -> "TurboNextPipeline":
         """Switch to an ``LCMScheduler`` built from the current scheduler's config (few-step sampling)."""
         self.register_modules(scheduler=LCMScheduler.from_config(self.scheduler.config))
         return self
 
     # ------------------------------------------------------------------ encoders
+    @property
+    def text_time_conditioned(self) -> bool:
+        """Whether the UNets take SDXL's added conditioning (``addition_embed_type="text_time"``): the pooled text
+        and the size/crop time ids (:mod:`turbonext.pipelines.sdxl_conditioning`)."""
+        return self.unet.config.get("addition_embed_type") == "text_time"
+
     @torch.no_grad()
     def encode_prompt(self, prompt: str, device: torch.device) -> torch.Tensor:
-        """Prompt -> CLIP hidden states (1, 77, D); cached per prompt, device, dtype and text-encoder weights."""
-        key = (prompt, str(device), self.text_encoder.dtype, weights_fingerprint(self.text_encoder))
+        """Prompt -> CLIP hidden states (1, 77, D); cached per prompt, device, dtype and text-encoder weights.
+        SDXL: both encoders' penultimate hidden states side by side (1, 77, 768 + 1280), as diffusers' SDXL."""
+        return self._encoded_prompt(prompt, device)[0]
+
+    @torch.no_grad()
+    def encode_pooled_prompt(self, prompt: str, device: torch.device) -> torch.Tensor:
+        """SDXL: prompt -> ``text_encoder_2``'s pooled, projected embedding (1, P), the UNets' ``text_embeds``."""
+        if not self.text_time_conditioned:
+            raise ValueError("pooled prompt embeddings are SDXL's added conditioning; this pipeline's UNet has none.")
+        return self._encoded_prompt(prompt, device)[1]
+
+    def _encoded_prompt(self, prompt: str, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+        encoders = (self.text_encoder, getattr(self, "text_encoder_2", None))
+        key = (prompt, str(device), self.text_encoder.dtype, weights_fingerprint(*encoders))
         if key not in self._prompt_cache:
-            ids = self.tokenizer(
-                prompt, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
-                return_tensors="pt",
-            ).input_ids.to(device)
-            self._prompt_cache = {key: self.text_encoder(ids)[0]}  # one entry: a new prompt replaces the old
+            if encoders[1] is not None:
+                value = encode_sdxl_prompt(self, prompt, device)
+            else:
+                ids = self.tokenizer(
+                    prompt, padding="max_length", max_length=self.tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt",
+                ).input_ids.to(device)
+                value = (self.text_encoder(ids)[0], None)
+            self._prompt_cache = {key: value}  # one entry: a new prompt replaces the old
         return self._prompt_cache[key]
+
+    def _pooled_embeds(self, prompt: str | None, pooled_prompt_embeds: torch.Tensor | None, device) -> torch.Tensor:
+        """SDXL: (1, P) pooled text from ``pooled_prompt_embeds`` or ``prompt`` ("" when both are None)."""
+        if pooled_prompt_embeds is not None:
+            return pooled_prompt_embeds.to(device)
+        return self.encode_pooled_prompt(prompt or "", device)
+
+    def added_cond_kwargs(self, text_embeds: torch.Tensor, height: int, width: int, original_size=None,
+                          crops_coords_top_left=(0, 0), target_size=None) -> dict | None:
+        """SDXL's ``added_cond_kwargs`` for UNet calls rendering ``height`` x ``width`` pixels: ``text_embeds`` (R, P)
+        as given and ``time_ids`` (R, 6) (original size, crop top-left, target size; sizes default to the output
+        size); None for UNets without added conditioning."""
+        if not self.text_time_conditioned:
+            return None
+        time_ids = add_time_ids(self, height, width, original_size, crops_coords_top_left, target_size,
+                                dtype=text_embeds.dtype, projection_dim=int(text_embeds.shape[-1]))
+        return {"text_embeds": text_embeds, "time_ids": time_ids.to(text_embeds.device).repeat(text_embeds.shape[0], 1)}
 
     def _prompt_embeds(self, prompt: str | None, prompt_embeds: torch.Tensor | None, device) -> torch.Tensor:
         """(1, 77, D) text conditioning from ``prompt_embeds`` or ``prompt`` ("" when both are None)."""
@@ -476,19 +557,21 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> scaled latents (N, 4, H/8, W/8), with the encoder VAE's own scaling."""
         vae = self.encoder_vae if self.encoder_vae is not None else self.vae
-        x = images.to(self._execution_device, vae.dtype) * 2 - 1
-        if isinstance(vae, AutoencoderTiny):
-            latents = vae.encode(x).latents
-        else:
-            latents = vae.encode(x).latent_dist.mode()
+        with _upcast(vae) as dtype:  # SDXL's VAE overflows in fp16 (force_upcast): it encodes in fp32
+            x = images.to(self._execution_device, dtype) * 2 - 1
+            if isinstance(vae, AutoencoderTiny):
+                latents = vae.encode(x).latents
+            else:
+                latents = vae.encode(x).latent_dist.mode()
         return latents * vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor, decode_chunk_size: int = 16) -> torch.Tensor:
         """Latents (B, 4, F, h, w) -> video (B, 3, F, H, W) in [-1, 1], decoded ``decode_chunk_size`` frames at a time."""
         batch, _, num_frames, h, w = latents.shape
         frames = latents.permute(0, 2, 1, 3, 4).reshape(batch * num_frames, -1, h, w)  # (B*F, 4, h, w)
-        out = [self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample.float()
-               for chunk in frames.split(decode_chunk_size)]
+        with _upcast(self.vae) as dtype:  # SDXL's VAE decodes in fp32 (force_upcast); TAESD(XL) as it is
+            out = [self.vae.decode(chunk.to(dtype) / self.vae.config.scaling_factor).sample.float()
+                   for chunk in frames.split(decode_chunk_size)]
         video = torch.cat(out).clamp(-1, 1)  # (B*F, 3, H, W)
         return video.reshape(batch, num_frames, *video.shape[1:]).permute(0, 2, 1, 3, 4)
 
@@ -514,26 +597,33 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         text encoder, the pose guider's reference branch): a changed weight or LoRA changes it."""
         vae = self.encoder_vae if self.encoder_vae is not None else self.vae
         guider = self.pose_guider if self.reads_reference_pose else None
-        return weights_fingerprint(self.reference_unet, vae, self.text_encoder, guider, getattr(self, "image_encoder", None))
+        return weights_fingerprint(self.reference_unet, vae, self.text_encoder, guider, getattr(self, "image_encoder", None),
+                                   getattr(self, "text_encoder_2", None))
 
     @staticmethod
     def _reference_key(image: torch.Tensor, prompt: str | None, prompt_embeds: torch.Tensor | None,
-                       pose: torch.Tensor | None, weights: str) -> str:
-        """The image, its pose, the text (the prompt, or the given embeddings) and the weights' fingerprint
-        (which covers the text encoder): equal keys give equal tokens."""
+                       pose: torch.Tensor | None, weights: str, sdxl: dict | None = None) -> str:
+        """The image, its pose, the text (the prompt, or the given embeddings), SDXL's added conditioning and the
+        weights' fingerprint (which covers the text encoders): equal keys give equal tokens."""
         digest = hashlib.sha1(image.float().cpu().numpy().tobytes())
         digest.update(repr((tuple(image.shape), prompt or "")).encode())
         if prompt_embeds is not None:
             digest.update(b"embeds:" + prompt_embeds.float().cpu().numpy().tobytes())
         if pose is not None:
             digest.update(b"pose:" + pose.float().cpu().numpy().tobytes())
+        if sdxl is not None:
+            pooled = sdxl["pooled_prompt_embeds"]
+            digest.update(repr([(k, v) for k, v in sorted(sdxl.items()) if k != "pooled_prompt_embeds"]).encode())
+            if pooled is not None:
+                digest.update(b"pooled:" + pooled.float().cpu().numpy().tobytes())
         digest.update(weights.encode())
         return digest.hexdigest()
 
     @torch.no_grad()
     def set_reference(self, image, prompt: str = "", height: int | None = None, width: int | None = None,
-                      feature_cache=None, reference_pose=None, prompt_embeds: torch.Tensor | None = None
-                      ) -> ReferenceCache:
+                      feature_cache=None, reference_pose=None, prompt_embeds: torch.Tensor | None = None, *,
+                      pooled_prompt_embeds: torch.Tensor | None = None, original_size=None,
+                      crops_coords_top_left=(0, 0), target_size=None) -> ReferenceCache:
         """Run ReferenceNet ONCE on ``image`` and keep its tokens (and K/V projections) for every frame.
 
         Setting the same image (and prompt) again reuses the cache without another ReferenceNet pass, unless
@@ -543,7 +633,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         black to it, never stretched (``turbonext.jobs.prepare_reference`` crops around the person instead). ``feature_cache``: a
         :class:`turbonext.utils.feature_cache.FeatureCache`; the tokens are then saved to (and later loaded
         from) disk, keyed by the image, prompt, size, weights and dtype. Returns the cache, which becomes
-        this pipeline's current reference (:attr:`reference_state`).
+        this pipeline's current reference (:attr:`reference_state`). SDXL: the ReferenceNet also gets the added
+        conditioning, ``pooled_prompt_embeds`` (else the prompt's) and the time ids of ``original_size``,
+        ``crops_coords_top_left`` and ``target_size`` (the sizes default to the reference's, i.e. the output size).
         """
         ref = image_to_tensor(image, "reference_image")  # (3, H, W)
         if height is not None and width is not None:
@@ -552,24 +644,38 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"reference_image size {tuple(ref.shape[1:])} (H, W) must be divisible by "
                              f"{self.vae_scale_factor}.")
         ref_pose = self._reference_pose_tensor(reference_pose, tuple(ref.shape[1:]))  # (3, H, W) or None
-        return self._up_to_date(self.reference_state.cache, (ref, ref_pose, prompt, prompt_embeds), feature_cache)
+        sdxl = None
+        if self.text_time_conditioned:
+            size = tuple(ref.shape[1:])
+            sdxl = dict(pooled_prompt_embeds=pooled_prompt_embeds, original_size=tuple(original_size or size),
+                        crops_coords_top_left=tuple(crops_coords_top_left), target_size=tuple(target_size or size))
+        elif pooled_prompt_embeds is not None or original_size is not None or target_size is not None:
+            raise ValueError("pooled_prompt_embeds, original_size and target_size are SDXL's added conditioning; this "
+                             "pipeline's UNets have none.")
+        return self._up_to_date(self.reference_state.cache, (ref, ref_pose, prompt, prompt_embeds, sdxl), feature_cache)
 
     def _up_to_date(self, cache: ReferenceCache | None, inputs: tuple, feature_cache=None) -> ReferenceCache:
         """``cache`` if it was made from ``inputs`` (image, pose, prompt, prompt embeddings) with the current
         weights, else a new ReferenceNet pass; its K/V refreshed; it becomes the pipeline's current reference."""
-        ref, ref_pose, prompt, prompt_embeds = inputs
+        ref, ref_pose, prompt, prompt_embeds, sdxl = inputs
         device = self._execution_device
         weights = self.reference_fingerprint()
-        key = self._reference_key(ref, prompt, prompt_embeds, ref_pose, weights)
+        key = self._reference_key(ref, prompt, prompt_embeds, ref_pose, weights, sdxl)
         if cache is None or cache.key != key:
             text = self._context(ref, prompt, prompt_embeds, device)  # (1, 77, D) text, or (1, 1, D) image
-            cache = self._run_reference(ref, text, ref_pose, key, weights, feature_cache, device)
+            added = None
+            if sdxl is not None:  # SDXL: the pooled text and the reference's size/crop time ids
+                pooled = self._pooled_embeds(prompt, sdxl["pooled_prompt_embeds"], device).to(self.reference_unet.dtype)
+                added = self.added_cond_kwargs(pooled, *ref.shape[1:], sdxl["original_size"],
+                                               sdxl["crops_coords_top_left"], sdxl["target_size"])
+            cache = self._run_reference(ref, text, ref_pose, key, weights, feature_cache, device, added)
         cache.inputs = inputs  # to redo it when the weights change
         cache.refresh_kv(self.unet, device)
         self.reference_state.cache = cache
         return cache
 
-    def _run_reference(self, ref, text, ref_pose, key, weights, feature_cache, device) -> ReferenceCache:
+    def _run_reference(self, ref, text, ref_pose, key, weights, feature_cache, device,
+                       added_cond_kwargs: dict | None = None) -> ReferenceCache:
         dtype = self.reference_unet.dtype
         disk_key = None
         if feature_cache is not None:
@@ -581,7 +687,7 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         pose_features = None
         if ref_pose is not None:
             pose_features = self.pose_guider.encode_reference(ref_pose[None].to(device, self.pose_guider.dtype))
-        cache = run_reference_net(self.reference_unet, latents, text.to(dtype), pose_features)
+        cache = run_reference_net(self.reference_unet, latents, text.to(dtype), pose_features, added_cond_kwargs)
         cache.key = key
         if self.image_conditioned:
             cache.context = text  # every denoiser call's context comes from this reference
@@ -625,19 +731,24 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         default: the UNet's ``config.stream_schedule``. ``guidance_scale``: > 1 applies classifier-free guidance
         at every UNet call (twice the work; what Moore-AnimateAnyone and MusePose were sampled with, 3.5); for
         UNets with a guidance-scale embedding (RAIN) it sets the embedded ``w = guidance_scale - 1`` instead
-        (default: the config's). See :mod:`turbonext.streaming.session`.
+        (default: the config's). See :mod:`turbonext.streaming.session`. SDXL: every UNet call gets the added
+        conditioning of the session's prompt and the frames' size (:class:`~turbonext.pipelines.sdxl_conditioning.TextTimeStreamUNet`).
         """
         if reference_image is not None:
             self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
-        return StreamSession(self, reference=self.current_reference(), prompt=prompt,
-                             num_inference_steps=num_inference_steps, window=window,
-                             frames_per_level=frames_per_level, generator=generator, compile=compile,
-                             output_type=output_type, schedule=schedule, guidance_scale=guidance_scale)
+        session = StreamSession(self, reference=self.current_reference(), prompt=prompt,
+                                num_inference_steps=num_inference_steps, window=window,
+                                frames_per_level=frames_per_level, generator=generator, compile=compile,
+                                output_type=output_type, schedule=schedule, guidance_scale=guidance_scale)
+        if self.text_time_conditioned:
+            session.unet = TextTimeStreamUNet(session.unet, self, session)
+        return session
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, reference_image, pose_images, prompt, negative_prompt, prompt_embeds,
                      negative_prompt_embeds, num_inference_steps, guidance_scale, output_type, window_size,
-                     window_overlap, callback_on_step_end_tensor_inputs, reference_pose=None) -> None:
+                     window_overlap, callback_on_step_end_tensor_inputs, reference_pose=None, long_video="blend",
+                     chain_context=None, max_frames=MAX_FRAMES) -> None:
         """Validate the inputs of :meth:`__call__`; raises a ``ValueError`` that says what is accepted."""
         if pose_images is None:
             raise ValueError("pose_images is required: a list of pose images (one per output frame).")
@@ -682,9 +793,50 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         context_windows(num_frames, window_size, window_overlap)  # raises on a bad window/overlap
+        if long_video not in LONG_VIDEO_MODES:
+            raise ValueError(f"long_video must be one of {LONG_VIDEO_MODES}, got {long_video!r}.")
+        if chain_context is not None and chain_context not in CHAIN_CONTEXTS:
+            raise ValueError(f"chain_context must be one of {CHAIN_CONTEXTS} (or None: the model's own), "
+                             f"got {chain_context!r}.")
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int)
+                                       or max_frames < 1):
+            raise ValueError(f"max_frames must be an integer >= 1 (or None: no limit), got {max_frames!r}.")
+        if max_frames is not None and num_frames > max_frames:
+            gigabytes = num_frames * height * width * 3 * 4 / 1e9  # the decoded frames, float32
+            raise ValueError(
+                f"pose_images has {num_frames} frames, more than max_frames={max_frames}: the whole decoded video is "
+                f"held in memory (about {gigabytes:.1f} GB of float frames at {height}x{width}). Pass "
+                f"max_frames={num_frames} (or max_frames=None, no limit) to render it anyway; long_video='chain' keeps "
+                "the denoiser's memory constant at any length. Or render it in parts with output_type='latent' and "
+                "join them with pipe.join_clips.")
         bad = [k for k in callback_on_step_end_tensor_inputs or [] if k not in self._callback_tensor_inputs]
         if bad:
             raise ValueError(f"callback_on_step_end_tensor_inputs {bad} not in {self._callback_tensor_inputs}.")
+
+    def _check_sdxl_inputs(self, prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds,
+                           negative_pooled_prompt_embeds, original_size, crops_coords_top_left, target_size) -> None:
+        """SDXL's extra inputs of :meth:`__call__`: pooled embeddings with their prompt embeddings, sizes as pixels;
+        none of them for other backbones."""
+        if not self.text_time_conditioned:
+            given = [name for name, value in (("pooled_prompt_embeds", pooled_prompt_embeds),
+                                              ("negative_pooled_prompt_embeds", negative_pooled_prompt_embeds),
+                                              ("original_size", original_size), ("target_size", target_size))
+                     if value is not None]
+            if given or crops_coords_top_left is None or tuple(crops_coords_top_left) != (0, 0):
+                raise ValueError(f"{given or ['crops_coords_top_left']} are SDXL's added conditioning; this pipeline's "
+                                 "UNets have none (addition_embed_type is not 'text_time').")
+            return
+        for embeds, pooled, name in ((prompt_embeds, pooled_prompt_embeds, ""),
+                                     (negative_prompt_embeds, negative_pooled_prompt_embeds, "negative_")):
+            if (embeds is None) != (pooled is None):
+                raise ValueError(f"SDXL needs {name}prompt_embeds and {name}pooled_prompt_embeds together (the pooled "
+                                 "embedding is the UNets' added text_embeds); pass both or neither.")
+            if pooled is not None and (not torch.is_tensor(pooled) or pooled.ndim != 2 or pooled.shape[0] != 1):
+                raise ValueError(f"{name}pooled_prompt_embeds must be a tensor of shape (1, P), got "
+                                 f"{tuple(pooled.shape) if torch.is_tensor(pooled) else type(pooled).__name__}.")
+        for name, value in (("original_size", original_size), ("crops_coords_top_left", crops_coords_top_left or ()),
+                            ("target_size", target_size)):
+            check_size_conditioning(name, value)
 
     # ------------------------------------------------------------------ call state (diffusers' names)
     @property
@@ -708,6 +860,31 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     def interrupt(self) -> bool:
         return self._interrupt
 
+    # ------------------------------------------------------------------ long videos by chaining
+    def _denoise_chained(self, predict, latents, num_inference_steps, window_size, window_overlap, chain_context,
+                         generator, callback_on_step_end, callback_tensor_inputs, prompt_embeds,
+                         negative_prompt_embeds) -> torch.Tensor:
+        """``long_video="chain"``: :func:`~turbonext.pipelines.context_windows.denoise_chained` with this call's
+        progress bar, callback (``latents``: the new frames of the window being denoised, step counted across
+        windows) and interrupt. The context is "clean" for models trained on per-frame levels (the UNet's
+        ``stream_schedule`` is "staggered") and "renoise" for the others, unless ``chain_context`` says."""
+        if chain_context is None:
+            staggered = getattr(self.unet.config, "stream_schedule", "uniform") == "staggered"
+            chain_context = "clean" if staggered else "renoise"
+        windows = len(chained_windows(latents.shape[2], window_size, window_overlap))
+        with self.progress_bar(total=num_inference_steps * windows) as progress_bar:
+            def on_step(i, t, window_latents):
+                if callback_on_step_end is not None:
+                    scope = {"latents": window_latents, "prompt_embeds": prompt_embeds,
+                             "negative_prompt_embeds": negative_prompt_embeds}
+                    outputs = callback_on_step_end(self, i, t, {k: scope[k] for k in callback_tensor_inputs})
+                    window_latents = outputs.pop("latents", window_latents)
+                progress_bar.update()
+                return window_latents
+
+            return denoise_chained(predict, self.scheduler, latents, num_inference_steps, window_size, window_overlap,
+                                   chain_context, generator, on_step=on_step, should_stop=lambda: self.interrupt)
+
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     @replace_example_docstring(EXAMPLE_DOC_STRING)
@@ -728,11 +905,19 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         cross_attention_kwargs: dict[str, Any] | None = None,
         window_size: int = 16,
         window_overlap: int = 4,
+        long_video: str = "blend",
+        chain_context: str | None = None,
+        max_frames: int | None = MAX_FRAMES,
         decode_chunk_size: int = 16,
         callback_on_step_end: Callable[[Any, int, torch.Tensor, dict], dict] | None = None,
         callback_on_step_end_tensor_inputs: list[str] = ("latents",),
         reference_pose=None,
         mode: str | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        negative_pooled_prompt_embeds: torch.Tensor | None = None,
+        original_size: tuple[int, int] | None = None,
+        crops_coords_top_left: tuple[int, int] = (0, 0),
+        target_size: tuple[int, int] | None = None,
     ) -> TurboNextPipelineOutput | tuple:
         r"""Render the person of ``reference_image`` in every pose of ``pose_images``.
 
@@ -769,8 +954,25 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                 Passed to the UNet's attention processors (e.g. ``{"scale": 0.5}`` for LoRA); the reference
                 rides along in it under ``"reference"``.
             window_size / window_overlap (`int`, defaults to 16 / 4):
-                Clips longer than ``window_size`` frames are covered by overlapping windows whose predictions
-                are blended at every step (no seams).
+                Clips longer than ``window_size`` frames are rendered in windows of ``window_size`` frames (the
+                motion modules' span): with ``long_video="blend"`` they overlap by ``window_overlap`` frames; with
+                ``"chain"`` each window starts with (at least) ``window_overlap`` finished frames as context.
+            long_video (`str`, defaults to `"blend"`):
+                How a clip longer than one window is rendered (:mod:`turbonext.pipelines.context_windows`):
+                "blend": overlapping windows cover the whole clip at every step, their predictions averaged where
+                they overlap. "chain": window after window, each new window denoising ``window_size -
+                window_overlap`` new frames next to the last frames of the previous windows, finished, as context;
+                the denoiser's memory is one window's whatever the length, and the context carries the picture
+                across the joins (``callback_on_step_end`` then gets the latents of the window's new frames, with
+                the step counted across windows).
+            chain_context (`str`, *optional*):
+                With ``long_video="chain"``, how the context frames are given to the model: "renoise" (noised
+                afresh to each step's level: every frame in the window at one level, for models trained that
+                way) or "clean" (clean, per-frame timestep 0, for models trained on per-frame levels). Default:
+                "clean" if the UNet's ``config.stream_schedule`` is "staggered", else "renoise".
+            max_frames (`int`, *optional*, defaults to 1024):
+                The longest clip accepted: more pose frames raise a ``ValueError`` (the whole decoded video is
+                held in memory). Raise it, or pass None for no limit, to render longer clips.
             decode_chunk_size (`int`, defaults to 16):
                 Frames decoded at a time.
             callback_on_step_end (`Callable`, *optional*):
@@ -785,6 +987,11 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             reference_pose (*optional*):
                 The reference image's pose map, required with a new ``reference_image`` by models that read it
                 (:attr:`reads_reference_pose`); ignored by the others.
+            pooled_prompt_embeds / negative_pooled_prompt_embeds (`torch.Tensor`, *optional*):
+                SDXL: the pooled text embeddings (1, P) that go with ``prompt_embeds`` / ``negative_prompt_embeds``.
+            original_size / crops_coords_top_left / target_size (*optional*):
+                SDXL's size and crop conditioning (pixels, (height, width) and (top, left)), passed as time ids to both
+                UNets as in diffusers' SDXL pipelines; the sizes default to the output size, the crop to (0, 0).
 
         Examples:
 
@@ -813,8 +1020,10 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self.check_inputs(
             reference_image, pose_images, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds,
             num_inference_steps, guidance_scale, output_type, window_size, window_overlap,
-            callback_on_step_end_tensor_inputs, reference_pose,
+            callback_on_step_end_tensor_inputs, reference_pose, long_video, chain_context, max_frames,
         )
+        self._check_sdxl_inputs(prompt_embeds, negative_prompt_embeds, pooled_prompt_embeds,
+                                negative_pooled_prompt_embeds, original_size, crops_coords_top_left, target_size)
         self._guidance_scale = guidance_scale
         self._cross_attention_kwargs = cross_attention_kwargs
         self._interrupt = False
@@ -835,7 +1044,9 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                                                                   generator=generator)
         if reference_image is not None:
             reference = self.set_reference(reference_image, prompt=prompt or "", height=height, width=width,
-                                           reference_pose=reference_pose, prompt_embeds=prompt_embeds)
+                                           reference_pose=reference_pose, prompt_embeds=prompt_embeds,
+                                           pooled_prompt_embeds=pooled_prompt_embeds, original_size=original_size,
+                                           crops_coords_top_left=crops_coords_top_left, target_size=target_size)
         else:
             reference = self.current_reference()
         reference = reference if self.reference_state.enabled else None
@@ -865,6 +1076,13 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         else:
             text = prompt_embeds
         timestep_cond = self.guidance_embedding(guidance_scale, device, dtype)  # (1, D') or None
+        added_cond = None  # SDXL: pooled text (rows, P) and size/crop time ids (rows, 6), rows as the context's
+        if self.text_time_conditioned:
+            pooled = self._pooled_embeds(prompt, pooled_prompt_embeds, device).to(dtype)
+            if self.do_classifier_free_guidance:
+                pooled = torch.cat([self._pooled_embeds(negative_prompt, negative_pooled_prompt_embeds, device).to(dtype),
+                                    pooled])
+            added_cond = self.added_cond_kwargs(pooled, height, width, original_size, crops_coords_top_left, target_size)
 
         # 5. timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -880,44 +1098,59 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise ValueError(f"latents must have shape {shape}, got {tuple(latents.shape)}.")
         latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
 
-        # 7. denoising loop: every step covers the clip with overlapping windows, blended
-        windows = context_windows(num_frames, window_size, window_overlap)
+        # 7. denoising loop: "blend" covers the clip with overlapping windows at every step, blended; "chain"
+        #    denoises window after window, each new one next to the previous windows' last frames as context
         rows = text.shape[0]
-        with self.progress_bar(total=len(timesteps)) as progress_bar:
-            for i, t in enumerate(timesteps):
-                if self.interrupt:
-                    continue
-                noise_pred = torch.zeros_like(latents, dtype=torch.float32)
-                weight_sum = torch.zeros((num_frames,), device=device)
-                for window in windows:
-                    frames = slice(window.start, window.stop)
-                    count = len(window)
-                    model_in = self.scheduler.scale_model_input(latents[:, :, frames], t).repeat(rows, 1, 1, 1, 1)
-                    call_kwargs = attention_kwargs
-                    if rows == 2 and reference is not None and not self.config.reference_in_uncond:
-                        call_kwargs = {**attention_kwargs, "reference_skip_rows": count}  # the unconditional half
-                    pred = self.unet(
-                        model_in, t,
-                        encoder_hidden_states=text.repeat_interleave(count, dim=0),  # (rows*count, L, D)
-                        timestep_cond=None if timestep_cond is None else timestep_cond.expand(rows, -1),
-                        pose_features=pose_features[frames].repeat(rows, 1, 1, 1),
-                        cross_attention_kwargs=call_kwargs,
-                        return_dict=False,
-                    )[0].float()
-                    if self.do_classifier_free_guidance:
-                        uncond, cond = pred.chunk(2)
-                        pred = uncond + guidance_scale * (cond - uncond)
-                    w = window_weights(count, device=device) if len(windows) > 1 else torch.ones(count, device=device)
-                    noise_pred[:, :, frames] += pred * w.view(1, 1, -1, 1, 1)
-                    weight_sum[frames] += w
-                noise_pred = noise_pred / weight_sum.view(1, 1, -1, 1, 1)
-                latents = self.scheduler.step(noise_pred.to(dtype), t, latents, generator=generator, return_dict=False)[0]
-                if callback_on_step_end is not None:
-                    scope = locals()
-                    callback_kwargs = {k: scope[k] for k in callback_on_step_end_tensor_inputs}
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                    latents = callback_outputs.pop("latents", latents)
-                progress_bar.update()
+
+        def predict(model_in: torch.Tensor, t: torch.Tensor, window: range) -> torch.Tensor:
+            """The guided noise prediction (1, C, count, h, w), float32, of one window: ``model_in`` (1, C, count, h,
+            w) already scaled, ``t`` one timestep (0-d) or one per frame (1, count)."""
+            frames, count = slice(window.start, window.stop), len(window)
+            call_kwargs = attention_kwargs
+            if rows == 2 and reference is not None and not self.config.reference_in_uncond:
+                call_kwargs = {**attention_kwargs, "reference_skip_rows": count}  # the unconditional half
+            pred = self.unet(
+                model_in.repeat(rows, 1, 1, 1, 1), t if t.ndim == 0 else t.expand(rows, -1),
+                encoder_hidden_states=text.repeat_interleave(count, dim=0),  # (rows*count, L, D)
+                timestep_cond=None if timestep_cond is None else timestep_cond.expand(rows, -1),
+                pose_features=pose_features[frames].repeat(rows, 1, 1, 1),
+                cross_attention_kwargs=call_kwargs, added_cond_kwargs=added_cond,
+                return_dict=False,
+            )[0].float()
+            if self.do_classifier_free_guidance:
+                uncond, cond = pred.chunk(2)
+                pred = uncond + guidance_scale * (cond - uncond)
+            return pred
+
+        if long_video == "chain":
+            latents = self._denoise_chained(predict, latents, num_inference_steps, window_size, window_overlap,
+                                            chain_context, generator, callback_on_step_end,
+                                            callback_on_step_end_tensor_inputs, prompt_embeds, negative_prompt_embeds)
+        else:
+            windows = context_windows(num_frames, window_size, window_overlap)
+            with self.progress_bar(total=len(timesteps)) as progress_bar:
+                for i, t in enumerate(timesteps):
+                    if self.interrupt:
+                        continue
+                    noise_pred = torch.zeros_like(latents, dtype=torch.float32)
+                    weight_sum = torch.zeros((num_frames,), device=device)
+                    for window in windows:
+                        frames = slice(window.start, window.stop)
+                        count = len(window)
+                        pred = predict(self.scheduler.scale_model_input(latents[:, :, frames], t), t, window)
+                        w = (window_weights(count, device=device) if len(windows) > 1
+                             else torch.ones(count, device=device))
+                        noise_pred[:, :, frames] += pred * w.view(1, 1, -1, 1, 1)
+                        weight_sum[frames] += w
+                    noise_pred = noise_pred / weight_sum.view(1, 1, -1, 1, 1)
+                    latents = self.scheduler.step(noise_pred.to(dtype), t, latents, generator=generator,
+                                                  return_dict=False)[0]
+                    if callback_on_step_end is not None:
+                        scope = locals()
+                        callback_kwargs = {k: scope[k] for k in callback_on_step_end_tensor_inputs}
+                        callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                        latents = callback_outputs.pop("latents", latents)
+                    progress_bar.update()
 
         # 8. decode
         if output_type == "latent":
@@ -928,6 +1161,20 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         if not return_dict:
             return (video,)
         return TurboNextPipelineOutput(frames=video, reference_image=generated)
+
+
+@contextlib.contextmanager
+def _upcast(vae):
+    """Yields the dtype to run ``vae`` in: fp32 for a VAE with ``force_upcast`` held in fp16 (SDXL's overflows in
+    fp16; diffusers' SDXL pipelines upcast it the same way), moved back afterwards; else its own dtype."""
+    if not (vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)):
+        yield vae.dtype
+        return
+    vae.to(dtype=torch.float32)
+    try:
+        yield torch.float32
+    finally:
+        vae.to(dtype=torch.float16)
 
 
 def _lora_file(repo_or_path, weight_name: str | None, only_one: bool = False) -> tuple[str, str | None]:

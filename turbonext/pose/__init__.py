@@ -52,6 +52,7 @@ _LAZY = {
     "MediaPipeSegmenter": "turbonext.pose.segmentation",
     "YoloPersonSegmenter": "turbonext.pose.segmentation",
     "MainPersonTracker": "turbonext.pose.tracking",
+    "PeopleTracker": "turbonext.pose.people_tracker",
     "SmoothedPoseDetector": "turbonext.pose.smoothing",
     "get_segmenter": "turbonext.pose.segmentation",
 }
