@@ -49,3 +49,33 @@ def test_a_style_weight_of_zero_changes_nothing(tiny_pipe_factory, loras):
     np.testing.assert_allclose(latents(pipe, ref), plain, atol=1e-5)
     with torch.no_grad():
         assert kv_matches_projection(pipe) < 1e-5
+
+
+def test_unloading_some_style_loras_keeps_the_others_at_their_weights(tiny_pipe_factory, loras):
+    pipe = tiny_pipe_factory()
+    ref = make_reference(seed=5)
+    pipe.load_style_lora(loras[0], weight=0.7, name="a")
+    only_a = latents(pipe, ref)
+    pipe.load_style_lora(loras[2], weight=0.4, name="b")
+    assert np.abs(latents(pipe, ref) - only_a).max() > 1e-4
+    pipe.unload_style_loras(["b", "not-loaded"])  # an unknown name is ignored
+    assert pipe.style_loras == {"a": 0.7} and pipe.get_list_adapters()["unet"] == ["a"]
+    np.testing.assert_allclose(latents(pipe, ref), only_a, atol=1e-5)  # "a" at its own weight, as before "b"
+    pipe.unload_style_loras(["a"])
+    assert pipe.style_loras == {} and not any(pipe.get_list_adapters().values())
+
+
+def test_restore_sampling_puts_back_the_scheduler_and_mode(tiny_pipe_factory, tiny_hub, tmp_path):
+    pipe = tiny_pipe_factory(lcm_lora=None)
+    pipe.load_lcm_lora(write_tiny_lora(f"{tiny_hub['base']}/unet", tmp_path / "lcm", seed=9))
+    scheduler, mode = pipe.scheduler, pipe.mode
+    assert mode == "fast"
+    ref = make_reference(seed=6)
+    fast = latents(pipe, ref)
+    pipe.set_mode("hq")
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+    pipe.restore_sampling(scheduler, mode)
+    assert pipe.scheduler is scheduler and pipe.mode == "fast"
+    np.testing.assert_allclose(latents(pipe, ref), fast, atol=1e-5)  # LCM-LoRA back at its weight
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pipe.restore_sampling(scheduler, "slow")

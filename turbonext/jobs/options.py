@@ -110,10 +110,7 @@ def _apply_mode(pipe, mode: str) -> None:
 def _restore_mode(pipe, mode: str | None, scheduler) -> None:
     if pipe.mode == mode and pipe.scheduler is scheduler:
         return
-    if mode is not None and _has_lcm_adapter(pipe):
-        pipe.set_mode(mode, skip_scheduler=True)  # LCM-LoRA's weight as it was, the styles' too
-    pipe.register_modules(scheduler=scheduler)
-    pipe._mode = mode  # the property reads it; None = no mode chosen (the model's own sampling)
+    pipe.restore_sampling(scheduler, mode)  # LCM-LoRA's weight as it was, the styles' too
 
 
 # ------------------------------------------------------------------------------------------- style LoRAs
@@ -194,23 +191,12 @@ def _load_user_loras(pipe, loras: Sequence[StyleLora]) -> list[str]:
     return names
 
 
-def _unload_user_loras(pipe, own: dict[str, float]) -> None:
-    """Take every user adapter off the pipeline; the pipeline's own LoRAs (and LCM-LoRA) stay as they were."""
+def _unload_user_loras(pipe) -> None:
+    """Take every user adapter off the pipeline (loaded or half loaded); the pipeline's own LoRAs (and LCM-LoRA)
+    stay as they were."""
     present = {name for names in pipe.get_list_adapters().values() for name in names}  # UNet and text encoder
-    users = sorted(name for name in present if name.startswith(USER_ADAPTER_PREFIX))
-    pipe._style_loras = dict(own)  # the pipeline's record of its style LoRAs, as before this render
-    if not users:
-        return
-    pipe.delete_adapters(users)
-    if not any(pipe.get_list_adapters().values()):
-        pipe.unload_lora_weights()  # no adapter left: drop the empty LoRA layers too
-        return
-    names, weights = list(own), list(own.values())
-    if _has_lcm_adapter(pipe):
-        names.append("lcm")
-        weights.append(getattr(pipe, "_lcm_lora_scale", 1.0) if pipe.mode != "hq" else 0.0)
-    if names:
-        pipe.set_adapters(names, weights)
+    users = set(name for name in present | set(pipe.style_loras) if name.startswith(USER_ADAPTER_PREFIX))
+    pipe.unload_style_loras(sorted(users))
 
 
 @contextlib.contextmanager
@@ -221,7 +207,7 @@ def applied_options(pipe, mode: str | None = None, style_loras: Sequence[StyleLo
     no other render or live stream step sees them. Raises a ``ValueError`` with a sentence for the user for a
     mode the model cannot do or a LoRA that cannot be loaded; the pipeline is left as it was either way."""
     with pipeline_lock(pipe):
-        scheduler, mode_before, own = pipe.scheduler, pipe.mode, pipe.style_loras
+        scheduler, mode_before = pipe.scheduler, pipe.mode
         try:
             if mode:
                 _apply_mode(pipe, mode)
@@ -229,7 +215,7 @@ def applied_options(pipe, mode: str | None = None, style_loras: Sequence[StyleLo
                 _load_user_loras(pipe, list(style_loras))
             yield
         finally:
-            _unload_user_loras(pipe, own)
+            _unload_user_loras(pipe)
             _restore_mode(pipe, mode_before, scheduler)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
@@ -399,6 +400,18 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self._mode = mode
         return self
 
+    def restore_sampling(self, scheduler, mode: str | None) -> "TurboNextPipeline":
+        """Put back a ``scheduler`` and ``mode`` saved earlier (``pipe.scheduler``, ``pipe.mode``), e.g. after one
+        render in another mode; a switchable LCM-LoRA gets that mode's weight back, style LoRAs keep theirs.
+        ``mode=None``: no mode chosen (the model's own sampling, as loaded)."""
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} or None, got {mode!r}.")
+        if mode is not None and "lcm" in self.get_list_adapters().get("unet", []):
+            self.set_mode(mode, skip_scheduler=True)
+        self.register_modules(scheduler=scheduler)
+        self._mode = mode
+        return self
+
     # ------------------------------------------------------------------ joining clips
     @torch.no_grad()
     def join_clips(self, latent_clips: list[torch.Tensor], transition_frames: int = 8, mode: str = "slerp",
@@ -442,14 +455,27 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         self.set_adapters(names, weights)
         return self
 
-    def unload_style_loras(self) -> "TurboNextPipeline":
-        """Remove every style LoRA; LCM-LoRA (fused into the weights) stays."""
+    def unload_style_loras(self, names: Iterable[str] | None = None) -> "TurboNextPipeline":
+        """Remove the style LoRAs ``names`` (default: every one); the others keep their weights and LCM-LoRA (fused,
+        or a switchable adapter at its mode's weight) stays. A name of an adapter that is present but was never
+        recorded (a load that failed half way) is removed too; an unknown name is ignored."""
         styles = self.style_loras
-        if styles:
-            self.delete_adapters(list(styles))
-            if not self.get_list_adapters().get("unet") and not self.get_list_adapters().get("text_encoder"):
+        names = list(styles) if names is None else list(names)
+        present = {name for adapters in self.get_list_adapters().values() for name in adapters}
+        gone = [name for name in names if name in present and name != "lcm"]
+        if gone:
+            self.delete_adapters(gone)
+        self._style_loras = {name: weight for name, weight in styles.items() if name not in names}
+        if not any(self.get_list_adapters().values()):
+            if gone:
                 self.unload_lora_weights()  # no adapter left: drop the empty LoRA layers too
-        self._style_loras = {}
+            return self
+        kept, weights = list(self._style_loras), list(self._style_loras.values())
+        if "lcm" in self.get_list_adapters().get("unet", []):
+            kept.append("lcm")
+            weights.append(getattr(self, "_lcm_lora_scale", 1.0) if self.mode != "hq" else 0.0)
+        if gone and kept:
+            self.set_adapters(kept, weights)
         return self
 
     def _default_lcm_lora(self) -> str:
