@@ -65,6 +65,8 @@ MAX_FILE_SIZE = "200mb"  # per upload (Gradio refuses larger files before they r
 VIDEO_SOURCE = "video"  # the driving-source value for "your video"; the others are built-in motion names
 EXAMPLE_FRAMES = 24
 MODEL_OWN_MODE = "model"  # the Mode radio's value for a model with no LCM: its own sampler, as loaded
+LIVE_MAX_PEOPLE = 4  # Webcam tab, "everyone": how many people are followed at once
+LIVE_PEOPLE = [("the largest person", "largest"), (f"everyone (up to {LIVE_MAX_PEOPLE})", "all")]  # the People radio
 STYLE_CHECK_WAIT = 2.0  # s a style LoRA upload waits for the model to try the file on it (else: tried at Generate)
 INTRO = ("# turbonext: real-time pose transfer\nUpload one photo of a person, then drive it with a video or a "
          "built-in motion (**Upload**) or with your own moves in front of the camera (**Webcam**).")
@@ -82,6 +84,8 @@ STYLE_HELP = (
     "weight (0 = off, 1 = as trained).")
 WEBCAM_HELP = (
     "Upload a photo, then start the webcam. When you step out of view the figure **holds your last pose**. "
+    f"**People**: the largest person in view drives the figure, or everyone (up to {LIVE_MAX_PEOPLE}, each drawn "
+    "with the photo's look); a change applies at once. "
     "The stats line says how many frames per second are shown, the delay, and how many camera frames were "
     "skipped because the model was still busy with an earlier one (nothing queues up). A few people can stream "
     "at once; they share the machine's speed, and beyond the limit the app asks you to try again in a minute.")
@@ -304,9 +308,11 @@ class Handlers:
         return [], describe_style_loras([])
 
     # ------------------------------------------------------------------ Webcam tab
-    def set_reference(self, image, live: LiveSession | None, request: gr.Request = None):
-        """Webcam tab: a new reference photo -> (live session, what the model sees, status)."""
+    def set_reference(self, image, live: LiveSession | None, request: gr.Request = None, people: str = "largest"):
+        """Webcam tab: a new reference photo -> (live session, what the model sees, status). ``people``: the People
+        radio ("largest" or "all"), this user's choice of who drives their stream."""
         self._need_model()
+        people = people or "largest"
         if image is None:
             if live is not None:
                 live.close()
@@ -317,8 +323,10 @@ class Handlers:
             if detector is None:
                 return self._reference_problem("No pose detector is installed, so the webcam cannot be followed: "
                                                "pip install 'turbonext[pose]'.", None)
-            live = LiveSession(self.pipe, detector, frame_dir=self.frames_root, **self.live_kwargs)
+            live = LiveSession(self.pipe, detector, frame_dir=self.frames_root,
+                               **{"max_people": LIVE_MAX_PEOPLE, **self.live_kwargs, "people": people})
         try:
+            live.set_people(people)  # (a session made earlier: the choice made since)
             rgb, notices = read_image_upload(image)
             prepared = live.set_reference(rgb, require_person=False)
         except ValueError as err:
@@ -340,6 +348,13 @@ class Handlers:
         if live is not None:
             live.problem = message  # the stream's status line repeats it instead of "upload a photo"
         return live, None, message
+
+    @staticmethod
+    def choose_people(people, live: LiveSession | None) -> None:
+        """Webcam tab, the People radio: a running stream follows the new choice from its next webcam frame (a
+        stream not started yet gets it with its photo, :meth:`set_reference`)."""
+        if live is not None and people:
+            live.set_people(people)
 
     def stream(self, frame, live: LiveSession | None, request: gr.Request = None):
         """Webcam tab, per frame: -> (newest rendered frame, pose map, status). Never waits for the model.
@@ -474,12 +489,16 @@ def build_demo(pipe, notice: str | None = None, detector_factory=default_detecto
                     model_view = gr.Image(label="What the model sees", interactive=False, height=160)
                 with gr.Column(scale=1):
                     cam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy")
+                    live_people = gr.Radio(LIVE_PEOPLE, value="largest", label="People")
                     pose_view = gr.Image(label="Pose", interactive=False, height=160)
                 with gr.Column(scale=1):
                     result = gr.Image(label="Result", interactive=False)
                     stats = gr.Markdown("Upload a reference photo, then start the webcam.", elem_id="live-status")
             gr.Markdown(WEBCAM_HELP)
-            live_ref.change(h.set_reference, [live_ref, live], [live, model_view, stats], api_name="set_reference")
+            live_ref.change(h.set_reference, [live_ref, live, live_people], [live, model_view, stats],
+                            api_name="set_reference")
+            live_people.change(h.choose_people, [live_people, live], None, api_visibility="private",
+                               show_progress="hidden")
             cam.stream(h.stream, [cam, live], [result, pose_view, stats], stream_every=STREAM_EVERY,
                        time_limit=STREAM_TIME_LIMIT, concurrency_limit=max(4, max_live_sessions + 2),
                        api_visibility="private",

@@ -178,6 +178,33 @@ def test_live_sessions_are_capped_shared_and_released_when_the_user_leaves(tiny_
             live.discard()
 
 
+def test_the_people_choice_reaches_the_users_live_session(tiny_model, tmp_path):
+    """Webcam tab, the People radio: the choice made before the photo goes into the user's new LiveSession (with the
+    app's cap on people); a change while streaming applies to the running session at once; a new photo keeps it."""
+    assert [value for _, value in app.LIVE_PEOPLE] == ["largest", "all"]
+    assert f"up to {app.LIVE_MAX_PEOPLE}" in app.LIVE_PEOPLE[1][0]
+    h = app.Handlers(tiny_model, detector_factory=FakeDetector, live_kwargs=LIVE, frames_root=tmp_path)
+    live, _, status = h.set_reference(webcam_frame(7, 80, 60), None, FakeRequest("a"), "all")
+    try:
+        assert "Reference set" in status and live.people == "all"
+        assert live.poses.tracker.max_people == app.LIVE_MAX_PEOPLE
+        runner = live.runner
+        h.choose_people("largest", live)  # while streaming: no restart
+        assert live.people == "largest" and live.runner is runner
+        stream_until_a_frame(h, live, FakeRequest("a"))
+        h.choose_people("all", live)
+        live, _, _ = h.set_reference(webcam_frame(8, 80, 60), live, FakeRequest("a"), "all")
+        assert live.people == "all"
+        live, _, _ = h.set_reference(webcam_frame(8, 80, 60), live, FakeRequest("a"))  # the default: the largest
+        assert live.people == "largest"
+        h.choose_people("all", None)  # no session yet: nothing to change (the photo brings the choice)
+    finally:
+        live.discard()
+    demo = app.build_demo(tiny_model, detector_factory=FakeDetector)
+    radios = [b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "People"]
+    assert len(radios) == 1 and radios[0].value == "largest"
+
+
 def test_examples_run_offline_with_a_builtin_motion(tiny_model, tmp_path):
     from turbonext.jobs.examples import example_files
 

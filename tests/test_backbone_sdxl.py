@@ -126,6 +126,7 @@ def test_sdxl_renders_clips_and_streams(sdxl_pipe):
         assert len(frames) == 7 and all(np.isfinite(f).all() and f.shape == (64, 64, 3) for f in frames)
         time_ids = [c["time_ids"].tolist() for c in unet_calls.calls]
         assert time_ids and all(t == [[64, 64, 0, 0, 64, 64]] for t in time_ids)  # every stream call, frame size
+        assert session.unet is sdxl_pipe.unet  # the session passes the added conditioning itself: no wrapper
 
 
 def test_sdxl_streams_with_classifier_free_guidance(sdxl_pipe):
@@ -136,8 +137,27 @@ def test_sdxl_streams_with_classifier_free_guidance(sdxl_pipe):
     assert len(frames) == 4
     first = unet_calls.calls[0]["text_embeds"]  # [unconditional (empty prompt); conditional] rows
     assert first.shape == (2, TINY_SDXL_TEXT_2_HIDDEN)
+    assert all(c["time_ids"].tolist() == [[64, 64, 0, 0, 64, 64]] * 2 for c in unet_calls.calls)
     clip = render(sdxl_pipe, output_type="np", guidance_scale=2.0, prompt="a dancer", negative_prompt="blurry")
     assert np.isfinite(clip).all()
+
+
+def test_a_streams_added_conditioning_follows_its_prompt_and_frame_size(sdxl_pipe):
+    """Made once per session, and again for a new prompt (set_reference) or new frames' size (after reset)."""
+    session = sdxl_pipe.stream(reference_image=make_reference(), num_inference_steps=1, window=2, frames_per_level=1,
+                               output_type="np")
+    with Recorder(sdxl_pipe.unet) as unet_calls:
+        for pose in make_pose_frames(2):
+            session.step(pose)
+        session.set_reference(make_reference(), prompt="a dancer")
+        session.step(make_pose_frames(1)[0])
+        session.reset()
+        session.step(make_pose_frames(1, size=32)[0])
+    calls = unet_calls.calls
+    assert len(calls) == 4 and calls[0] is calls[1]  # the same tensors at every call (made once)
+    empty, dancer = (sdxl_pipe.encode_pooled_prompt(p, sdxl_pipe.device) for p in ("", "a dancer"))
+    assert torch.equal(calls[0]["text_embeds"], empty) and torch.equal(calls[2]["text_embeds"], dancer)
+    assert [c["time_ids"].tolist() for c in calls] == [[[64, 64, 0, 0, 64, 64]]] * 3 + [[[32, 32, 0, 0, 32, 32]]]
 
 
 def test_sdxl_makes_a_person_from_text(sdxl_pipe):

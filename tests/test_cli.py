@@ -1,5 +1,6 @@
 """Command-line jobs: generate (synthetic demo inputs, pose folders, streaming, errors) and bench --tiny."""
 
+import functools
 import json
 
 import numpy as np
@@ -116,6 +117,68 @@ def test_generate_from_a_pose_folder_with_streaming(saved_pipe, tmp_path, monkey
     assert len(clip) == 6 and len(produced) == 6  # the clip path does not stream
     # and renders other frames (measured: 2.3 levels of 255 apart on average)
     assert np.abs(np.stack(clip).astype(float) - np.stack(streamed)).mean() > 1.0
+
+
+def _pose_folder(folder, num_frames: int):
+    folder.mkdir()
+    frames = make_pose_frames(8)
+    for i in range(num_frames):
+        Image.fromarray(frames[i % 8]).save(folder / f"{i:05d}.png")
+    return folder
+
+
+def test_generate_long_video_chain_or_blend(saved_pipe, tmp_path, capsys, monkeypatch):
+    """--long-video and --max-frames reach the pipeline: a clip longer than one window (20 frames > 16) is rendered
+    chained or blended as asked, and without the flag as the pipeline's default (blend); --help says what each does."""
+    from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
+
+    calls = []
+    original = TurboNextPipeline.__call__
+
+    @functools.wraps(original)  # (the command reads the pipeline's defaults from its signature)
+    def call(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TurboNextPipeline, "__call__", call)
+    poses = _pose_folder(tmp_path / "poses", 20)
+    Image.fromarray(make_reference()).save(tmp_path / "me.png")
+    args = ["generate", "--model", saved_pipe, "--poses", str(poses), "--reference", str(tmp_path / "me.png"),
+            "--steps", "1", "--device", "cpu", "--max-frames", "20"]
+    clips = {}
+    for name, extra in [("chain", ["--long-video", "chain"]), ("blend", ["--long-video", "blend"]), ("default", [])]:
+        assert turbonext_main(args + extra + ["--out", str(tmp_path / f"{name}.mp4")]) == 0
+        clips[name] = np.stack(written_frames(tmp_path / name))
+        assert len(clips[name]) == 20
+    assert [(c.get("long_video"), c["max_frames"], len(c["pose_images"])) for c in calls] == [
+        ("chain", 20, 20), ("blend", 20, 20), (None, 20, 20)]  # None: the pipeline's own default
+    assert not np.array_equal(clips["chain"], clips["blend"])
+    np.testing.assert_array_equal(clips["default"], clips["blend"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        turbonext_main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--long-video {blend,chain}" in text and "(default: the pipeline's, blend; not used with --stream)" in text
+    assert "blend: overlapping windows" in text and "chain: window after window" in text
+    with pytest.raises(SystemExit):
+        turbonext_main(["generate", "--long-video", "stitch"])
+    assert turbonext_main(["generate", "--model", saved_pipe, "--max-frames", "0", "--device", "cpu"]) == 2
+    assert "--max-frames must be at least 1; got 0." in capsys.readouterr().err
+
+
+@pytest.mark.slow  # ~15 s on 2 cores: 1030 frames rendered and written
+def test_generate_renders_more_frames_than_the_pipelines_default_limit(saved_pipe, tmp_path):
+    """--max-frames reaches the pipeline's max_frames: a clip longer than its default limit (1024) is rendered, not
+    refused with a message about a Python argument the command line does not have."""
+    from turbonext.pipelines.pipeline_turbonext import MAX_FRAMES
+
+    count = MAX_FRAMES + 6
+    poses = _pose_folder(tmp_path / "poses", count)
+    Image.fromarray(make_reference()).save(tmp_path / "me.png")
+    assert turbonext_main(["generate", "--model", saved_pipe, "--poses", str(poses), "--reference",
+                           str(tmp_path / "me.png"), "--steps", "1", "--device", "cpu", "--max-frames", str(count),
+                           "--long-video", "chain", "--out", str(tmp_path / "long.mp4")]) == 0
+    assert len(list((tmp_path / "long").glob("*.png"))) == count
 
 
 def test_generate_errors_are_clear(saved_pipe, tmp_path, capsys):

@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from turbonext.jobs.clip import render_clip
-from turbonext.jobs.live import FollowingCrop, LiveSession
+from turbonext.jobs.live import LiveSession
 from turbonext.jobs.reference import prepare_reference
 from turbonext.pose.detectors import PoseDetector
 from turbonext.pose.keypoints import Person
+from turbonext.streaming.live_poses import FollowingSquare
 
 
 def standing_keypoints(cx: float, top: float, height: float) -> np.ndarray:
@@ -142,13 +143,13 @@ def test_reference_is_cropped_square_around_the_person_on_black():
 
 
 def test_crop_follows_slowly():
-    framer = FollowingCrop(follow=0.5)
-    a = framer.update(Person(standing_keypoints(50, 10, 80)))
-    b = framer.update(Person(standing_keypoints(150, 10, 80)))
+    framer = FollowingSquare(follow=0.5)
+    a = framer.update(Person(standing_keypoints(50, 10, 80)).box())
+    b = framer.update(Person(standing_keypoints(150, 10, 80)).box())
     assert a[0] < b[0] < a[0] + 100  # moved half way, not all the way
     assert framer.update(None) == b
     with pytest.raises(ValueError, match="follow"):
-        FollowingCrop(follow=2)
+        FollowingSquare(follow=2)
 
 
 def test_two_sessions_share_one_pipeline(pipe):

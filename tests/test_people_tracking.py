@@ -125,34 +125,136 @@ def test_a_new_person_is_framed_at_once():
     assert _drawn_near(pose_map, newcomer, maps.framer.crop, 128)
 
 
-def test_largest_is_the_live_path_as_it_was(tiny_pipe_factory):
-    """``LivePoseMaps(people="largest")`` draws exactly the maps :class:`~turbonext.jobs.live.LiveSession` draws
-    today (one person: the largest, then whoever overlaps them; smoothed; in a slowly following crop), so the live
-    path can switch to it without changing what a user sees."""
+class ScriptedDetector:
+    """A pose detector that returns the next scene's people on every call."""
+
+    name = "scripted"
+
+    def __init__(self, scenes):
+        self.scenes, self.frame = scenes, 0
+
+    def detect(self, image):
+        self.frame += 1
+        return self.scenes[min(self.frame, len(self.scenes)) - 1]
+
+    def reset(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _live_path_as_it_was(size: int, margin: float = 0.2, follow: float = 0.05, min_cutoff: float = 1.0,
+                         beta: float = 0.05):
+    """LiveSession's own pose maps before it used LivePoseMaps (issue 16), written out: the largest person then
+    whoever overlaps them, One-Euro smoothed, in a square crop that follows them; None when nobody is seen."""
+    from turbonext.data.crop import square_crop_box
+    from turbonext.jobs.reference import pose_map_in_crop
+    from turbonext.pose.smoothing import OneEuroFilter
+    from turbonext.pose.tracking import MainPersonTracker
+
+    tracker, smoother, crop = MainPersonTracker(), OneEuroFilter(min_cutoff=min_cutoff, beta=beta), [None]
+
+    def pose_map(detections, timestamp):
+        main = tracker(list(detections))
+        if main is None:
+            return None
+        kp = main.keypoints.copy()
+        kp[:, :2] = smoother(main.xy, timestamp, np.repeat(main.visible()[:, None], 2, axis=1)).astype(np.float32)
+        main = Person(kp, main.score, main.bbox)
+        target = np.asarray(square_crop_box(main.box(), margin=margin))
+        current = target if crop[0] is None else np.asarray(crop[0]) + follow * (target - np.asarray(crop[0]))
+        crop[0] = tuple(float(v) for v in current)
+        return pose_map_in_crop(main, crop[0], size)
+
+    return pose_map
+
+
+@pytest.mark.parametrize("settings", [{}, dict(margin=0.3, follow=0.2, min_cutoff=0.5, beta=0.1)],
+                         ids=["defaults", "tuned"])
+def test_largest_is_the_live_path_as_it_was(tiny_pipe_factory, settings):
+    """``LiveSession`` (``people="largest"``, the default) through ``LivePoseMaps`` draws byte for byte the maps it
+    drew with its own tracker, smoother and crop (one person: the largest, then whoever overlaps them; smoothed; in
+    a slowly following crop), so switching changed nothing a user sees; frames with nobody hold the last map."""
     from turbonext.jobs.live import LiveSession
-    from turbonext.pose.detectors import PoseDetector
 
     rng = np.random.default_rng(3)
-    scenes = [[person(60 + 4 * f, rng=rng), person(200 - 3 * f, arms="up", scale=1.2, rng=rng)] for f in range(8)]
-    scenes[4] = []  # nobody for a frame
+    scenes = []
+    for f in range(24):
+        scene = [person(60 + 4 * f, rng=rng), person(200 - 3 * f, arms="up", scale=1.2, rng=rng)]
+        if f % 9 == 4:
+            scene = []  # nobody for a frame
+        elif f % 11 == 5:
+            scene = scene[:1]  # only the smaller one
+        elif 14 <= f < 17:
+            scene = [person(300, scale=1.5, rng=rng), *scene]  # a larger newcomer: the main person stays
+        scenes.append(scene)
 
-    class Detector(PoseDetector):
-        name = "scripted"
-
-        def __init__(self):
-            self.frame = 0
-
-        def detect(self, image):
-            self.frame += 1
-            return scenes[self.frame - 1]
-
-    live = LiveSession(tiny_pipe_factory(), Detector(), size=64)
-    maps = LivePoseMaps(size=64)
+    live = LiveSession(tiny_pipe_factory(), ScriptedDetector(scenes), size=64, **settings)
+    as_it_was = _live_path_as_it_was(64, **settings)
     webcam = np.full((240, 320, 3), 90, np.uint8)
+    held = None
     for f, detections in enumerate(scenes):
-        expected = live.make_pose_map(webcam, timestamp=f / 10)
-        got = maps(detections, timestamp=f / 10)
-        if not detections:
-            assert got is None and not live.person_in_view  # LiveSession holds its last map
-        else:
-            np.testing.assert_array_equal(got, expected)
+        got = live.make_pose_map(webcam, timestamp=f / 10)
+        expected = as_it_was(detections, f / 10)
+        if expected is None:
+            assert not live.person_in_view and held is not None
+            expected = held  # LiveSession holds its last map
+        np.testing.assert_array_equal(got, expected)
+        held = expected
+    assert live.frames_without_person == sum(not scene for scene in scenes)
+
+
+def test_a_live_session_draws_everyone_or_the_largest(tiny_pipe_factory):
+    """Two people in front of the webcam: ``people="all"`` draws both skeletons into the map that drives the stream,
+    ``"largest"`` (the default) only the larger one; :meth:`LiveSession.set_people` switches on the next frame."""
+    from turbonext.jobs.live import LiveSession
+
+    pipe = tiny_pipe_factory()
+    left, right = person(60, arms="up"), person(240, scale=1.4)  # the right one is the larger
+    webcam = np.full((240, 320, 3), 90, np.uint8)
+    everyone = LiveSession(pipe, ScriptedDetector([[left, right]]), size=64, people="all")
+    pose_map = everyone.make_pose_map(webcam)
+    crop = everyone.poses.framer.crop
+    assert everyone.people == "all" and everyone.person_in_view
+    assert _drawn_near(pose_map, left, crop, 64) and _drawn_near(pose_map, right, crop, 64)
+
+    one = LiveSession(pipe, ScriptedDetector([[left, right]]), size=64)
+    pose_map = one.make_pose_map(webcam)
+    crop = one.poses.framer.crop
+    assert one.people == "largest"
+    assert _drawn_near(pose_map, right, crop, 64) and not _drawn_near(pose_map, left, crop, 64)
+
+    one.set_people("all")  # while streaming: from the next frame on
+    pose_map = one.make_pose_map(webcam)
+    crop = one.poses.framer.crop
+    assert _drawn_near(pose_map, left, crop, 64) and _drawn_near(pose_map, right, crop, 64)
+    with pytest.raises(ValueError, match="people must be one of"):
+        one.set_people("everyone")
+    assert one.people == "all"  # a bad choice changes nothing
+    with pytest.raises(ValueError, match="people must be one of"):
+        LiveSession(pipe, ScriptedDetector([[left]]), size=64, people="both")
+
+
+def test_everyone_streams_through_the_tiny_pipeline(tiny_pipe_factory):
+    """The whole live path with ``people="all"``: the reference, webcam frames with two people, rendered frames."""
+    import time
+
+    from turbonext.jobs.live import LiveSession
+
+    two = [person(60, arms="up"), person(240, scale=1.4)]
+    reference = [person(150, scale=1.5)]  # the photo: one person
+    live = LiveSession(tiny_pipe_factory(), ScriptedDetector([reference] + [two] * 1000), size=64, people="all",
+                       num_inference_steps=2, window=4, frames_per_level=1)
+    live.set_reference(np.full((300, 300, 3), 120, np.uint8))
+    try:
+        out = None
+        for i in range(150):
+            out = live.process(np.full((240, 320, 3), i % 200 + 30, np.uint8))
+            if out is not None:
+                break
+            time.sleep(0.02)
+        assert out is not None and out.shape == (64, 64, 3)
+        assert [t.id for t in live.poses.tracks] == [0, 1] and live.person_in_view
+    finally:
+        live.discard()

@@ -10,6 +10,7 @@ command says how, e.g. "reference 640x480 cropped to the person (...) and resize
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -24,9 +25,24 @@ from turbonext.jobs.reference import (
     reference_pose_for,
 )
 from turbonext.loaders.hub import DEMO_MODEL_NAME
+from turbonext.pipelines.context_windows import LONG_VIDEO_MODES
 from turbonext.pipelines.inference import load_for_inference
+from turbonext.pipelines.pipeline_turbonext import TurboNextPipeline
 from turbonext.pose.detectors import get_detector
 from turbonext.utils.images import load_rgb, side_by_side
+
+
+def pipeline_default(name: str):
+    """The default of ``TurboNextPipeline.__call__``'s argument ``name`` (the command's defaults follow the library's)."""
+    return inspect.signature(TurboNextPipeline.__call__).parameters[name].default
+
+
+LONG_VIDEO_HELP = {
+    "blend": "overlapping windows cover the whole clip at every step, averaged where they overlap (one piece; memory "
+             "grows with the length)",
+    "chain": "window after window, each new window next to the last finished frames as context (memory stays one "
+             "window's at any length: for long clips)",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fast (LCM) or hq (LCM-LoRA off, DPM-Solver++, CFG): models with a switchable LCM-LoRA")
     p.add_argument("--style-lora", action="append", default=[], metavar="PATH[:WEIGHT]",
                    help="stack a style LoRA (a file, folder or Hub repo; weight 0.8 by default); up to 3")
-    p.add_argument("--max-frames", type=int, default=48)
+    p.add_argument("--max-frames", type=int, default=48,
+                   help="the longest clip: frames taken from the start of the driving video or pose folder (default "
+                        "48; the built-in synthetic sequence has at most 32). Any length is rendered; clips longer "
+                        f"than one window ({pipeline_default('window_size')} frames) follow --long-video")
+    p.add_argument("--long-video", default=None, choices=LONG_VIDEO_MODES,
+                   help="how a clip longer than one window is rendered: "
+                        + "; ".join(f"{mode}: {LONG_VIDEO_HELP.get(mode, mode)}" for mode in LONG_VIDEO_MODES)
+                        + f" (default: the pipeline's, {pipeline_default('long_video')}; not used with --stream)")
     p.add_argument("--fps", type=float, default=DEFAULT_FPS,
                    help=f"frames per second of the MP4 (H.264) and the GIF, and the rate a --driving video is sampled "
                         f"at (default {DEFAULT_FPS:g})")
@@ -65,6 +88,8 @@ def cli_main(argv: list[str] | None = None) -> int:
     try:
         if not 0 < args.fps <= 120:
             raise ValueError(f"--fps must be more than 0 and at most 120; got {args.fps:g}.")
+        if args.max_frames < 1:
+            raise ValueError(f"--max-frames must be at least 1; got {args.max_frames}.")
         check_output_paths(args.out)  # before the (long) render, not after it
         return generate(args)
     except (ValueError, FileNotFoundError, ImportError) as err:  # bad input, missing weights or backend
@@ -178,6 +203,8 @@ def generate(args: argparse.Namespace) -> int:
         reference_pose = None
 
     generator = torch.Generator(pipe.device).manual_seed(args.seed)
+    if args.stream and args.long_video:
+        print("Note: --long-video is not used with --stream (a stream renders frame after frame).")
     if args.stream:
         session = pipe.stream(reference_image=reference, num_inference_steps=args.steps or 4, generator=generator,
                               height=size, width=size, reference_pose=reference_pose,
@@ -186,7 +213,8 @@ def generate(args: argparse.Namespace) -> int:
     else:
         frames = pipe(reference_image=reference, pose_images=poses, num_inference_steps=args.steps,
                       guidance_scale=args.guidance_scale, generator=generator, reference_pose=reference_pose,
-                      mode=args.mode).frames[0]
+                      mode=args.mode, max_frames=args.max_frames,
+                      **({"long_video": args.long_video} if args.long_video else {})).frames[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.prompt and not args.reference:

@@ -211,7 +211,8 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
         _report(progress, 0.2, f"rendering {len(poses)} frames")
         generator = torch.Generator(device).manual_seed(seed)
         frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
-                      generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose).frames[0]
+                      generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose,
+                      max_frames=max_frames).frames[0]
     _report(progress, 0.96, "writing the video")
     folder = Path(out_dir) if out_dir is not None else _new_clip_folder()
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Live pose transfer from a webcam: the logic behind the app's Webcam tab, free of any UI.
 
-Per webcam frame, on the caller's thread (it overlaps with the UNet running on the worker):
-detect people -> follow the main person -> One-Euro smooth their keypoints -> map them into a
-square crop that follows the person slowly (the training framing: a square around the person,
-black outside the frame) -> render the pose map -> hand it to a :class:`LatestFrameRunner`.
+Per webcam frame, on the runner's preparation thread (it overlaps with the UNet running on the worker):
+detect people -> follow the main person (or everyone, ``people="all"``) -> One-Euro smooth their keypoints ->
+map them into a square crop that follows them slowly (the training framing: a square around the person,
+black outside the frame) -> render the pose map (:class:`~turbonext.streaming.live_poses.LivePoseMaps`) ->
+hand it to a :class:`LatestFrameRunner`.
 The worker runs the :class:`~turbonext.streaming.StreamSession`; :meth:`LiveSession.process`
 only submits and picks up the newest rendered frame, so it never waits for the model and no
 backlog builds up however fast frames arrive.
@@ -26,54 +27,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from turbonext.data.crop import CropBox, square_crop_box
 from turbonext.jobs.driving_inputs import reset_tracking
 from turbonext.jobs.reference import (
     PreparedReference,
     native_size,
-    pose_map_in_crop,
     pose_style_of,
     prepare_reference,
     reference_pose_for,
 )
 from turbonext.jobs.sharing import pipeline_lock, sharing_notice
 from turbonext.models.reference_attention import NoReferenceError
-from turbonext.pose.keypoints import Person
-from turbonext.pose.smoothing import OneEuroFilter
-from turbonext.pose.tracking import MainPersonTracker
+from turbonext.streaming.live_poses import LivePoseMaps
 from turbonext.streaming.runner import LatestFrameRunner
 from turbonext.utils.images import load_rgb
-
-
-# --------------------------------------------------------------------------------- framing
-class FollowingCrop:
-    """A square crop around the person that follows them slowly (the camera stays calm).
-
-    The first sighting sets the crop; afterwards it moves a fraction ``follow`` of the way towards
-    the person's current square per frame (0 = fixed forever, 1 = follow every frame).
-    """
-
-    def __init__(self, margin: float = 0.2, follow: float = 0.05) -> None:
-        if not 0.0 <= follow <= 1.0:
-            raise ValueError(f"follow must be in [0, 1] (fraction of the way per frame); got {follow}.")
-        self.margin, self.follow = margin, follow
-        self.crop: CropBox | None = None
-
-    def reset(self) -> None:
-        self.crop = None
-
-    def update(self, person: Person | None) -> CropBox | None:
-        """Move towards ``person``'s square; keeps the last crop when nobody is seen."""
-        box = None if person is None else person.box()
-        if box is None:
-            return self.crop
-        target = np.asarray(square_crop_box(box, margin=self.margin))
-        if self.crop is None:
-            self.crop = tuple(float(v) for v in target)
-        else:
-            current = np.asarray(self.crop)
-            self.crop = tuple(float(v) for v in current + self.follow * (target - current))
-        return self.crop
 
 
 # --------------------------------------------------------------------------------- display
@@ -192,8 +158,13 @@ class LiveSession:
         num_inference_steps / window / frames_per_level / compile / schedule: see
             :meth:`TurboNextPipeline.stream` (``schedule=None``: the model's own ``config.stream_schedule``).
         margin: space around the person in the crop, as a fraction of their size.
-        follow: how fast the crop follows the person (see :class:`FollowingCrop`).
+        follow: how fast the crop follows the person
+            (see :class:`~turbonext.streaming.live_poses.FollowingSquare`).
         min_cutoff / beta: One-Euro smoothing of the keypoints (lower ``min_cutoff``: steadier).
+        people: "largest" (follow one person: the largest at the start, then whoever overlaps them) or "all"
+            (everyone in view, up to ``max_people``, all drawn into one pose map; the model renders each of them
+            with the reference's look). :meth:`set_people` changes it while streaming.
+        max_people: with ``people="all"``, how many people are followed at once.
         frame_dir: where :meth:`display_files` writes the pictures to show (default: the system's temporary
             folder); each session gets a folder of its own, removed by :meth:`discard`.
 
@@ -204,7 +175,8 @@ class LiveSession:
     def __init__(self, pipe, detector, size: int | None = None, num_inference_steps: int = 4, window: int = 16,
                  frames_per_level: int | None = None, compile: str | None = None, margin: float = 0.2,
                  follow: float = 0.05, min_cutoff: float = 1.0, beta: float = 0.05, generator=None,
-                 schedule: str | None = None, frame_dir: str | Path | None = None) -> None:
+                 schedule: str | None = None, frame_dir: str | Path | None = None, people: str = "largest",
+                 max_people: int = 4) -> None:
         self.pipe, self.detector = pipe, detector
         self.pose_style = pose_style_of(pipe)  # the maps this model was trained on (a clear error if none we draw)
         self.size = int(size or native_size(pipe))
@@ -216,9 +188,9 @@ class LiveSession:
         self.lock = pipeline_lock(pipe)
         self._detector_lock = threading.Lock()
         self.margin = margin
-        self.tracker = MainPersonTracker()
-        self.smoother = OneEuroFilter(min_cutoff=min_cutoff, beta=beta)
-        self.framer = FollowingCrop(margin=margin, follow=follow)
+        self._pose_settings = dict(max_people=max_people, margin=margin, follow=follow, min_cutoff=min_cutoff,
+                                   beta=beta)
+        self.poses = LivePoseMaps(self.size, self.pose_style, people=people, **self._pose_settings)
         self.reference: PreparedReference | None = None
         self.runner: LatestFrameRunner | None = None
         self.pose_map: np.ndarray | None = None  # the newest pose map (for the UI's preview)
@@ -256,15 +228,26 @@ class LiveSession:
             session = self.pipe.stream(reference_image=prepared.image, reference_pose=reference_pose, output_type="np",
                                        height=self.size, width=self.size, **self.stream_kwargs)
         self.reference, self.problem = prepared, None
-        self.tracker.reset()  # before the new runner's detection thread starts
-        self.smoother.reset()
-        self.framer.reset()
+        self.poses.reset()  # before the new runner's detection thread starts
         self.last_output = None
         self.pose_map = None
         self.shown = ShownRate()
         self.person_in_view, self.frames_without_person = True, 0
         self.runner = LatestFrameRunner(_PoseStepper(session, self.lock), max_outputs=8, prepare=self._prepare)
         return prepared
+
+    @property
+    def people(self) -> str:
+        """Who drives the stream: "largest" (one person) or "all" (everyone, up to ``max_people``)."""
+        return self.poses.people
+
+    def set_people(self, people: str) -> None:
+        """Follow the largest person ("largest") or everyone ("all") from the next webcam frame on; the stream
+        keeps running (the figure holds its last pose until the new choice finds someone). Same choice: nothing
+        changes."""
+        if people == self.poses.people:
+            return
+        self.poses = LivePoseMaps(self.size, self.pose_style, people=people, **self._pose_settings)  # raises first
 
     # ------------------------------------------------------------------ per frame
     def make_pose_map(self, frame: np.ndarray, timestamp: float | None = None) -> np.ndarray:
@@ -275,21 +258,17 @@ class LiveSession:
     def _pose_map_from_rgb(self, rgb: np.ndarray, timestamp: float | None) -> np.ndarray:
         start = time.perf_counter()
         with self._detector_lock:
-            person = self.tracker(self.detector.detect(rgb))
+            detections = self.detector.detect(rgb)
         self.detect_ms.append((time.perf_counter() - start) * 1000)
         self.detections += 1
-        self.person_in_view = person is not None
-        if person is None:  # hold the last pose (black before anyone was seen)
+        poses = self.poses  # one object for the whole frame, even if set_people swaps it meanwhile
+        pose_map = poses(detections, timestamp)
+        self.person_in_view = poses.people_in_view > 0
+        if pose_map is None:  # nobody followed: hold the last pose (black before anyone was seen)
             self.frames_without_person += 1
             if self.pose_map is not None:
                 return self.pose_map
             pose_map = np.zeros((self.size, self.size, 3), np.uint8)
-        else:
-            kp = person.keypoints.copy()
-            valid = np.repeat(person.visible()[:, None], 2, axis=1)
-            kp[:, :2] = self.smoother(person.xy, timestamp, valid).astype(np.float32)
-            person = Person(kp, person.score, person.bbox)
-            pose_map = pose_map_in_crop(person, self.framer.update(person), self.size, self.pose_style)
         self.pose_map = pose_map
         self.pose_version += 1
         return pose_map

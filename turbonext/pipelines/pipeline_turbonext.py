@@ -57,7 +57,6 @@ from turbonext.pipelines.context_windows import (
 )
 from turbonext.pipelines.pipeline_output import TurboNextPipelineOutput
 from turbonext.pipelines.sdxl_conditioning import (
-    TextTimeStreamUNet,
     add_time_ids,
     check_size_conditioning,
     encode_sdxl_prompt,
@@ -758,17 +757,14 @@ class TurboNextPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         at every UNet call (twice the work; what Moore-AnimateAnyone and MusePose were sampled with, 3.5); for
         UNets with a guidance-scale embedding (RAIN) it sets the embedded ``w = guidance_scale - 1`` instead
         (default: the config's). See :mod:`turbonext.streaming.session`. SDXL: every UNet call gets the added
-        conditioning of the session's prompt and the frames' size (:class:`~turbonext.pipelines.sdxl_conditioning.TextTimeStreamUNet`).
+        conditioning of the session's prompt and the frames' size (the session makes it once).
         """
         if reference_image is not None:
             self.set_reference(reference_image, prompt=prompt, height=height, width=width, reference_pose=reference_pose)
-        session = StreamSession(self, reference=self.current_reference(), prompt=prompt,
-                                num_inference_steps=num_inference_steps, window=window,
-                                frames_per_level=frames_per_level, generator=generator, compile=compile,
-                                output_type=output_type, schedule=schedule, guidance_scale=guidance_scale)
-        if self.text_time_conditioned:
-            session.unet = TextTimeStreamUNet(session.unet, self, session)
-        return session
+        return StreamSession(self, reference=self.current_reference(), prompt=prompt,
+                             num_inference_steps=num_inference_steps, window=window,
+                             frames_per_level=frames_per_level, generator=generator, compile=compile,
+                             output_type=output_type, schedule=schedule, guidance_scale=guidance_scale)
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, reference_image, pose_images, prompt, negative_prompt, prompt_embeds,

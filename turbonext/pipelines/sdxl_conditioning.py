@@ -11,9 +11,8 @@ Both are computed with diffusers' own helpers, ``StableDiffusionXLPipeline.encod
 encoders, tokenizers and UNet). By default, as in diffusers, original and target size are the output size and
 the crop is (0, 0). Both UNets get them: the ReferenceNet when it reads the reference, the denoiser at every call.
 
-A :class:`~turbonext.streaming.session.StreamSession` calls the UNet without ``added_cond_kwargs``; for SDXL the
-pipeline hands it the UNet wrapped in :class:`TextTimeStreamUNet`, which fills them in (the session's prompt,
-the frames' size).
+A :class:`~turbonext.streaming.session.StreamSession` passes them at every UNet call itself (the session's prompt,
+the frames' size; made once per session).
 """
 
 from __future__ import annotations
@@ -53,32 +52,3 @@ def check_size_conditioning(name: str, value) -> None:
     if (not isinstance(value, (tuple, list)) or len(value) != 2
             or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in value)):
         raise ValueError(f"{name} must be two non-negative integers (height, width) in pixels, got {value!r}.")
-
-
-class TextTimeStreamUNet:
-    """A stream's UNet with SDXL's added conditioning filled in when the caller passes none: the session's
-    prompt pooled (the empty prompt's for the unconditional rows of classifier-free guidance, as the session's
-    context), time ids of the frames' size. Made again when the session's reference or prompt changes."""
-
-    def __init__(self, unet, pipe, session):
-        self.unet, self.pipe, self.session = unet, pipe, session
-        self._key, self._reference, self._added = None, None, None
-
-    def __call__(self, sample: torch.Tensor, timestep, **kwargs):
-        if kwargs.get("added_cond_kwargs") is None:
-            kwargs["added_cond_kwargs"] = self.added_cond_kwargs(sample)
-        return self.unet(sample, timestep, **kwargs)
-
-    def added_cond_kwargs(self, sample: torch.Tensor) -> dict:
-        """For ``sample`` (R, C, F, h, w): ``text_embeds`` (R, P) and ``time_ids`` (R, 6); R = 2 under guidance."""
-        rows, scale = sample.shape[0], self.pipe.vae_scale_factor
-        height, width = sample.shape[-2] * scale, sample.shape[-1] * scale
-        key = (self.session.prompt, rows, height, width, sample.device, sample.dtype)
-        if key != self._key or self.session.reference is not self._reference:
-            device = sample.device
-            pooled = self.pipe.encode_pooled_prompt(self.session.prompt, device)
-            if rows == 2:
-                pooled = torch.cat([self.pipe.encode_pooled_prompt("", device), pooled])
-            self._added = self.pipe.added_cond_kwargs(pooled.to(sample.dtype), height, width)
-            self._key, self._reference = key, self.session.reference
-        return self._added

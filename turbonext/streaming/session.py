@@ -24,6 +24,11 @@ turbonext/demo/README.md, "Streaming drift").
 Before the window has filled (and while flushing) empty slots hold "ghost" frames that repeat the
 first (or last) pose and are never output. Staggered: pure noise labelled with the noisiest timestep,
 never updated. Uniform: denoised with the first chunk like any frame (the clip the model expects).
+
+SDXL UNets (``addition_embed_type="text_time"``) get their added conditioning at every call: the session's
+prompt pooled (``text_embeds``; under classifier-free guidance the empty prompt's for the unconditional rows)
+and the time ids of the frames' size, made once per session (again after :meth:`StreamSession.reset` or a new
+reference), as :meth:`TurboNextPipeline.__call__` gives them.
 """
 
 from __future__ import annotations
@@ -164,6 +169,7 @@ class StreamSession:
         self.enter_times: dict[int, float] = {}
         self._pending: list[tuple[torch.Tensor, int]] = []
         self._size: tuple[int, int] | None = None
+        self._added = None  # SDXL's added_cond_kwargs, made on the first UNet call (they need the frames' size)
         self._started = None
         self.stats = StreamStats()
 
@@ -182,6 +188,7 @@ class StreamSession:
         [unconditional; conditional] rows, the unconditional ones zeros (image-conditioned models) or the empty
         prompt. Made once per reference, not per call."""
         self.text = self._context(reference).to(self.dtype).expand(self.window, -1, -1).contiguous()
+        self._added = None  # the prompt may have changed: made again on the next UNet call
         self.cfg_text = None
         if self.guidance_scale > 1:
             negative = (torch.zeros_like(self.text) if self.pipe.image_conditioned else
@@ -194,6 +201,20 @@ class StreamSession:
         if self.pipe.image_conditioned:
             return reference.context.to(self.device)
         return self.pipe.encode_prompt(self.prompt, self.device)
+
+    def _added_cond_kwargs(self) -> dict:
+        """SDXL: ``{"added_cond_kwargs": {"text_embeds": (R, P), "time_ids": (R, 6)}}`` for every UNet call, R = 2
+        under guidance ([unconditional (the empty prompt); conditional] rows, as the context), the time ids of the
+        frames' size; made once, on the first call. Other UNets: ``{}`` (they take no added conditioning)."""
+        if not self.pipe.text_time_conditioned:
+            return {}
+        if self._added is None:
+            height, width = self._size
+            pooled = self.pipe.encode_pooled_prompt(self.prompt, self.device)
+            if self.guidance_scale > 1:
+                pooled = torch.cat([self.pipe.encode_pooled_prompt("", self.device), pooled])
+            self._added = self.pipe.added_cond_kwargs(pooled.to(self.device, self.dtype), height, width)
+        return {"added_cond_kwargs": self._added}
 
     @torch.no_grad()
     def step(self, pose_frame) -> list:
@@ -328,10 +349,11 @@ class StreamSession:
         if self._mark_step:
             torch.compiler.cudagraph_mark_step_begin()
         reference = self.reference if self.pipe.reference_state.enabled else None
+        added = self._added_cond_kwargs()
         if self.guidance_scale <= 1:
             return self.unet(latents, timesteps, encoder_hidden_states=self.text, pose_features=self.pose_features,
                              timestep_cond=self.timestep_cond, cross_attention_kwargs={"reference": reference},
-                             return_dict=False)[0]
+                             return_dict=False, **added)[0]
         # classifier-free guidance: [unconditional; conditional] rows in one call
         kwargs = {"reference": reference}
         if reference is not None and not self.pipe.config.reference_in_uncond:
@@ -339,7 +361,7 @@ class StreamSession:
         pred = self.unet(latents.repeat(2, 1, 1, 1, 1), timesteps.expand(2, -1),
                          encoder_hidden_states=self.cfg_text,
                          pose_features=self.pose_features.repeat(2, 1, 1, 1), cross_attention_kwargs=kwargs,
-                         return_dict=False)[0]
+                         return_dict=False, **added)[0]
         uncond, cond = pred.chunk(2)
         return uncond + self.guidance_scale * (cond - uncond)
 
