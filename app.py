@@ -220,9 +220,10 @@ class Handlers:
         return " ".join(notices) or "Reference photo read."
 
     def generate(self, reference, video, steps, max_frames, source=VIDEO_SOURCE, mode=None, description="",
-                 styles=None, people="main", fps=DEFAULT_FPS, progress=gr.Progress()):
+                 styles=None, people="main", fps=DEFAULT_FPS, start_from_made_pose=False, progress=gr.Progress()):
         """Upload tab: -> (MP4 path, pose preview, status, person made from the description or None, [MP4, GIF]).
-        Inputs stay in place on error. ``mode`` and ``styles`` (this user's style LoRAs) apply to this render only."""
+        Inputs stay in place on error. ``mode`` and ``styles`` (this user's style LoRAs) apply to this render only.
+        ``start_from_made_pose``: a person made from the description starts the motion from their own pose."""
         self._need_model()
         styles = list(styles or [])
         mode = None if mode in (None, "", MODEL_OWN_MODE) else mode
@@ -247,7 +248,8 @@ class Handlers:
                 result = render_clip(self.pipe, rgb, driving, detector=detector, num_inference_steps=int(steps),
                                      max_frames=int(max_frames), fps=float(fps), progress=progress,
                                      description=described, mode=mode or None, style_loras=styles,
-                                     people=people or "main", gif=True)
+                                     people=people or "main", gif=True,
+                                     start_from_made_pose=bool(start_from_made_pose))
             finally:
                 if detector is not None:
                     detector.close()
@@ -438,6 +440,9 @@ def build_demo(pipe, notice: str | None = None, detector_factory=default_detecto
                     ref = UploadedImage(label="Reference photo (one person)", sources=["upload", "clipboard"], type="filepath")
                     description = gr.Textbox("", label="Describe a person (used when no photo is given)", lines=1,
                                              placeholder="e.g. a dancer in a red dress")
+                    start_pose = gr.Checkbox(False, label="Start the motion from the made person's pose",
+                                             info="with a description: the made person's own pose becomes the first "
+                                                  "frame, then the driving motion follows")
                     source = gr.Dropdown(motions, value=VIDEO_SOURCE, label="Driving source")
                     video = gr.Video(label="Driving video (a person moving)", sources=["upload"])
                     people = gr.Radio([("the largest person", "main"), ("everyone", "all")], value="main",
@@ -474,7 +479,8 @@ def build_demo(pipe, notice: str | None = None, detector_factory=default_detecto
                             api_visibility="private", concurrency_limit=1)
             clear_styles.click(h.remove_style_loras, [styles], [styles, style_status], api_visibility="private")
             clip_outputs = [out_video, pose_preview, upload_status, made_reference, downloads]
-            go.click(generate, [ref, video, steps, max_frames, source, mode, description, styles, people, fps],
+            go.click(generate, [ref, video, steps, max_frames, source, mode, description, styles, people, fps,
+                                start_pose],
                      clip_outputs, api_name="generate", concurrency_limit=1)
             gr.Examples([[str(path), motion, 4, EXAMPLE_FRAMES] for path, motion in zip(examples.values(), ("dance", "wave"))],
                         [ref, source, steps, max_frames], clip_outputs, fn=run_example,

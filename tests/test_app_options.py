@@ -145,6 +145,21 @@ def test_a_description_makes_the_person_when_no_photo_is_given(tiny_pipe_factory
     assert out[3] is None and "The description was not used" in out[2]
 
 
+def test_the_made_persons_pose_can_start_the_motion(tiny_pipe_factory, photo, tmp_path):
+    h = handlers(tiny_pipe_factory(), tmp_path)  # FakeDetector: one standing person in any image that is not black
+    plain = h.generate(None, None, 1, 4, "wave", description="a dancer in a red dress", progress=None)
+    started = h.generate(None, None, 1, 4, "wave", description="a dancer in a red dress", start_from_made_pose=True,
+                         progress=None)
+    assert "Done: 4 frames" in plain[2] and "Done: 5 frames" in started[2]  # the made pose first, then the motion
+    np.testing.assert_array_equal(started[3], plain[3])
+    out = h.generate(photo, None, 1, 4, "wave", start_from_made_pose=True, progress=None)  # a photo: ignored, said
+    assert "Done: 4 frames" in out[2] and "made person's pose' was not used" in out[2]
+    demo = app.build_demo(None)
+    boxes = [b for b in demo.blocks.values() if isinstance(b, gr.Checkbox)
+             and b.label == "Start the motion from the made person's pose"]
+    assert len(boxes) == 1 and boxes[0].value is False
+
+
 def test_a_model_without_text_says_it_cannot_make_a_person(tmp_path):
     from turbonext.converters.build import build_random_pipeline
 

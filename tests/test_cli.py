@@ -302,3 +302,36 @@ def test_generate_writes_h264_at_24_fps_by_default_or_the_chosen_rate(saved_pipe
     assert turbonext_main(["generate", "--model", saved_pipe, "--out", str(tmp_path / "x.mp4"), "--fps", "0",
                            "--device", "cpu"]) == 2
     assert "--fps must be more than 0" in capsys.readouterr().err
+
+
+def test_generate_starts_the_motion_from_the_made_persons_pose(saved_pipe, tmp_path, capsys, monkeypatch):
+    from test_text_identity import StubDetector, standing_person
+
+    from turbonext.pose.render import render_pose
+
+    person, found = standing_person(), []
+    monkeypatch.setattr("turbonext.commands.generate.get_detector",
+                        lambda *a, **k: found.append(StubDetector([person])) or found[-1])
+    base = ["generate", "--model", saved_pipe, "--max-frames", "3", "--steps", "1", "--device", "cpu", "--prompt",
+            "a dancer in a red dress"]
+    out = tmp_path / "start.mp4"
+    assert turbonext_main([*base, "--out", str(out), "--start-from-made-pose"]) == 0
+    printed = capsys.readouterr().out
+    assert "starts from the made person's pose" in printed and found[0].calls == 1
+    gif = Image.open(out.with_suffix(".gif"))
+    assert gif.n_frames == 4 and len(list((tmp_path / "start").glob("*.png"))) == 4  # one more frame, the first
+    first_pose = np.asarray(gif.convert("RGB"))[:, 64:128]  # reference | pose | result
+    expected = np.asarray(render_pose([person], size=(64, 64)))
+    assert np.abs(first_pose.astype(int) - expected).mean() < 8  # (GIF palette)
+    found.clear()
+    monkeypatch.setattr(StubDetector, "detect", lambda self, image: [])  # nobody in the made image
+    assert turbonext_main([*base, "--out", str(tmp_path / "none.mp4"), "--start-from-made-pose"]) == 0
+    assert "No person was found in the made image" in capsys.readouterr().out
+    assert len(list((tmp_path / "none").glob("*.png"))) == 3
+
+
+def test_start_from_made_pose_needs_a_prompt(saved_pipe, tmp_path, capsys):
+    code = turbonext_main(["generate", "--model", saved_pipe, "--out", str(tmp_path / "x.mp4"), "--device", "cpu",
+                           "--start-from-made-pose"])
+    assert code == 2 and "--start-from-made-pose needs --prompt" in capsys.readouterr().err
+    assert not (tmp_path / "x.mp4").exists()

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from turbonext.data.video_io import save_gif, write_video
-from turbonext.jobs.clip import DEFAULT_FPS
+from turbonext.jobs.clip import DEFAULT_FPS, made_start_pose
 from turbonext.jobs.driving_inputs import poses_from_folder, poses_from_video, synthetic_demo_inputs
 from turbonext.jobs.reference import (
     PreparedReference,
@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
     p.add_argument("--prompt", default=None,
                    help="without --reference: make the person from this text first (text-conditioned models)")
+    p.add_argument("--start-from-made-pose", action="store_true",
+                   help="with --prompt: detect the made person's pose and put it before the driving poses, so the "
+                        "motion starts from it (one more frame; needs a pose detector, else a note and the usual clip)")
     p.add_argument("--mode", default=None, choices=("fast", "hq"),
                    help="fast (LCM) or hq (LCM-LoRA off, DPM-Solver++, CFG): models with a switchable LCM-LoRA")
     p.add_argument("--style-lora", action="append", default=[], metavar="PATH[:WEIGHT]",
@@ -90,6 +93,9 @@ def cli_main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--fps must be more than 0 and at most 120; got {args.fps:g}.")
         if args.max_frames < 1:
             raise ValueError(f"--max-frames must be at least 1; got {args.max_frames}.")
+        if args.start_from_made_pose and not args.prompt:
+            raise ValueError("--start-from-made-pose needs --prompt: it starts the motion from the pose of the person "
+                             "made from the text.")
         check_output_paths(args.out)  # before the (long) render, not after it
         return generate(args)
     except (ValueError, FileNotFoundError, ImportError) as err:  # bad input, missing weights or backend
@@ -143,6 +149,29 @@ def prepare_user_reference(path: str, detector_name: str, size: int, needs_pose:
             detector.close()
 
 
+def start_pose_of_made(reference, detector_name: str, size: int, style: str) -> list:
+    """``--start-from-made-pose``: ``[the made person's pose map]`` (drawn in ``style`` at ``size``), or ``[]`` with a
+    note printed when no detector is installed or no person is found in the made image."""
+    import numpy as np
+
+    try:
+        detector = get_detector(detector_name)
+    except ImportError as err:
+        detector = None
+        print(f"Note: no pose detector ({' '.join(str(err).split())[:200]}).")
+    try:
+        made = PreparedReference(np.asarray(reference.convert("RGB")), False, method="whole")
+        first, notice = made_start_pose(made, detector, size, style)
+    finally:
+        if detector is not None:
+            detector.close()
+    if first is None:
+        print(f"Note: {notice}")
+        return []
+    print("The motion starts from the made person's pose (one more frame).")
+    return [first]
+
+
 def panels(reference, poses: list, frames: list, truth: list | None = None) -> tuple[list[list], str]:
     """The side-by-side columns and their header: reference | pose | result, plus "ground truth" only when
     there is one (the built-in synthetic inputs)."""
@@ -188,11 +217,15 @@ def generate(args: argparse.Namespace) -> int:
             args.seed))
         reference_pose, truth = None, None
         print(f"Made the person from the prompt {args.prompt!r} (saved beside the video as *_reference.png).")
+        if args.start_from_made_pose:
+            poses = [*start_pose_of_made(reference, args.detector, size, style), *poses]
     elif args.reference:
         prepared = prepare_user_reference(args.reference, args.detector, size, pipe.reads_reference_pose, style)
         print(f"{prepared.summary}.")
         if prepared.notice:
             print(f"Note: {prepared.notice}")
+        if args.start_from_made_pose:
+            print("Note: --start-from-made-pose was not used: --reference was given (the prompt makes no person).")
         reference, reference_pose = Image.fromarray(prepared.image), reference_pose_for(pipe, prepared)
         truth = None  # the synthetic sequence's frames show another person: no ground truth for a user's photo
     elif not (args.driving or args.poses):
@@ -213,7 +246,7 @@ def generate(args: argparse.Namespace) -> int:
     else:
         frames = pipe(reference_image=reference, pose_images=poses, num_inference_steps=args.steps,
                       guidance_scale=args.guidance_scale, generator=generator, reference_pose=reference_pose,
-                      mode=args.mode, max_frames=args.max_frames,
+                      mode=args.mode, max_frames=max(args.max_frames, len(poses)),
                       **({"long_video": args.long_video} if args.long_video else {})).frames[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ from turbonext.jobs.driving_inputs import (
 from turbonext.jobs.options import StyleLora, applied_options
 from turbonext.jobs.reference import (
     PreparedReference,
+    main_person,
     native_size,
+    pose_map_in_crop,
     pose_style_of,
     prepare_reference,
     reference_pose_for,
@@ -137,7 +139,7 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
                 fps: float = DEFAULT_FPS, seed: int = 0, size: int | None = None, out_dir: str | Path | None = None,
                 progress: Progress | None = None, require_person: bool = False, description: str | None = None,
                 mode: str | None = None, style_loras: Sequence[StyleLora] = (), people: str = "main",
-                gif: bool = False) -> ClipResult:
+                gif: bool = False, start_from_made_pose: bool = False) -> ClipResult:
     """Render the person of ``reference`` in the poses of ``driving``; write ``reference | pose | result``.
 
     Args:
@@ -159,6 +161,10 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
         style_loras: :class:`~turbonext.jobs.options.StyleLora` s stacked for this render only.
         people: "main" (the largest person of a driving video, followed) or "all" (everyone found).
         gif: also write the clip as a GIF beside the MP4.
+        start_from_made_pose: with a person made from the ``description``, the pose detected in the made image
+            (drawn in the model's pose style, at the clip's size) is put before the driving poses, so the motion
+            starts from the made person (one more frame). No person found in it, or no detector: a notice, and
+            the clip without it. Ignored, with a notice, when a reference photo is given.
 
     The mode and style LoRAs are on the shared pipeline only while this render holds its lock (other users' renders
     and live streams never see them); a text-made person is made under them too.
@@ -190,6 +196,9 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
         if description:
             notices.append("The description was not used: a reference photo was given (remove the photo to make the "
                            "person from the description).")
+        if start_from_made_pose:
+            notices.append("'Start the motion from the made person's pose' was not used: a reference photo was given "
+                           "(it applies to a person made from a description).")
     _report(progress, 0.05, "reading poses")
     poses = load_poses(driving, size, max_frames, detector, fps, style=style, notices=notices, people=people)
     if not poses:
@@ -208,11 +217,17 @@ def render_clip(pipe, reference, driving, detector=None, num_inference_steps: in
             _report(progress, 0.1, "making the person from the description")
             made = _make_person(pipe, description, size, seed)
             prepared, reference_pose = _made_reference(pipe, made, detector, size, style)
+            if start_from_made_pose:
+                first, notice = made_start_pose(prepared, detector, size, style)
+                if first is not None:
+                    poses = [first] + poses
+                else:
+                    notices.append(notice)
         _report(progress, 0.2, f"rendering {len(poses)} frames")
         generator = torch.Generator(device).manual_seed(seed)
         frames = pipe(reference_image=prepared.image, pose_images=poses, num_inference_steps=num_inference_steps,
                       generator=generator, callback_on_step_end=on_step, reference_pose=reference_pose,
-                      max_frames=max_frames).frames[0]
+                      max_frames=len(poses)).frames[0]
     _report(progress, 0.96, "writing the video")
     folder = Path(out_dir) if out_dir is not None else _new_clip_folder()
     folder.mkdir(parents=True, exist_ok=True)
@@ -235,6 +250,28 @@ def _made_reference(pipe, image: np.ndarray, detector, size: int, style: str):
     reset_tracking(detector)
     prepared = prepare_reference(image, detector, size, require_person=False, pose_style=style)
     return prepared, reference_pose_for(pipe, prepared)
+
+
+def made_start_pose(prepared: PreparedReference, detector, size: int, style: str = "turbonext"
+                    ) -> tuple[Image.Image | None, str | None]:
+    """The pose of the person in a made reference, as a first driving frame: ``(pose map, None)``, the map drawn in
+    ``style`` at ``size`` x ``size`` in the reference's own frame (as the model sees it, like driving poses are drawn),
+    or ``(None, notice)`` when there is no detector or no person was found (a sentence for the user). Never raises for
+    a detector that fails: that is a notice too."""
+    skipped = "the motion starts with the driving poses instead."
+    if prepared.pose_map is not None:  # already detected (a model that reads the reference pose)
+        return Image.fromarray(prepared.pose_map), None
+    if detector is None:
+        return None, f"The made person's pose could not be read (no pose detector is available); {skipped}"
+    reset_tracking(detector)
+    try:
+        person = main_person(detector.detect(prepared.image))
+    except (RuntimeError, ValueError, OSError) as err:
+        return None, f"The made person's pose could not be read ({' '.join(str(err).split())[:200]}); {skipped}"
+    if person is None:
+        return None, f"No person was found in the made image, so its pose could not be the first frame; {skipped}"
+    side = float(prepared.image.shape[0])
+    return Image.fromarray(pose_map_in_crop(person, (0.0, 0.0, side), size, style)), None
 
 
 def _make_person(pipe, description: str, size: int, seed: int) -> np.ndarray:
