@@ -20,6 +20,7 @@ as a least-squares trend over every sample after the warm-up: change per 1,000 f
 
     python benchmarks/soak_live.py                      # 10,000 frames: about 75 min on 2 shared CPU cores
     python benchmarks/soak_live.py --frames 600         # a short check, about 4.5 min
+    python benchmarks/soak_live.py --judge cpu          # judge the step by this process's CPU time (a shared machine)
 """
 
 from __future__ import annotations
