@@ -99,26 +99,33 @@ def alone(client, upload_inputs):
     return [upload_request(client, ref, clip) for ref, clip in upload_inputs]
 
 
-@pytest.mark.slow  # launching the app and rendering every user's clip alone first: ~7 s on 2 cores
-@pytest.mark.parametrize("users", [2, 4])
-def test_upload_users_at_once_get_exactly_their_own_clip(client, upload_inputs, alone, users):
-    assert all(not np.array_equal(alone[0], other) for other in alone[1:])  # the users' clips do differ
-    results: dict[int, np.ndarray] = {}
+def run_users_at_once(users: int, work, timeout: float = 120) -> list[BaseException]:
+    """``work(i)`` for every user ``i`` in its own thread, all released together by a barrier; the errors raised
+    (reported in the test's thread by the caller)."""
     errors: list[BaseException] = []
     start = threading.Barrier(users)
 
     def user(index: int) -> None:
         try:
             start.wait()
-            results[index] = upload_request(client, *upload_inputs[index])
-        except BaseException as err:  # reported below, in the test's thread
+            work(index)
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(120)
+        thread.join(timeout)
+    return errors
+
+
+@pytest.mark.slow  # launching the app and rendering every user's clip alone first: ~7 s on 2 cores
+@pytest.mark.parametrize("users", [2, 4])
+def test_upload_users_at_once_get_exactly_their_own_clip(client, upload_inputs, alone, users):
+    assert all(not np.array_equal(alone[0], other) for other in alone[1:])  # the users' clips do differ
+    results: dict[int, np.ndarray] = {}
+    errors = run_users_at_once(users, lambda i: results.__setitem__(i, upload_request(client, *upload_inputs[i])))
     assert not errors and len(results) == users
     for index in range(users):
         np.testing.assert_array_equal(results[index], alone[index], err_msg=f"user {index}'s clip changed")
@@ -180,21 +187,7 @@ def test_webcam_users_at_once_see_only_their_own_frames(pipe, tmp_path, seeded_s
     shown = {u: [] for u in range(users)}
     poses = {u: set() for u in range(users)}
     rendered: dict[int, int] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(users)
-
-    def user(index: int) -> None:
-        try:
-            start.wait()
-            rendered[index] = webcam_user(h, index, 0, shown[index], poses[index])
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=user, args=(i,)) for i in range(users)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    errors = run_users_at_once(users, lambda i: rendered.__setitem__(i, webcam_user(h, i, 0, shown[i], poses[i])))
     assert not errors, errors
     alone_shown, alone_poses = {}, {}
     h = handlers_for(pipe, tmp_path, users)  # fresh seats: the streams above hold theirs until an idle timeout
