@@ -697,3 +697,96 @@ def test_stream_layout_run_trains_and_exports_a_staggered_model(make_cfg, tmp_pa
     assert resolve_stream_schedule(cfg, "auto") == "staggered"
     with pytest.raises(ValueError, match="stream_schedule"):
         resolve_stream_schedule(cfg, "sometimes")
+
+
+def test_high_noise_weights_turn_noisy_steps_noise_error_into_an_x0_error():
+    from diffusers import DDPMScheduler
+
+    from turbonext.trainer.losses import high_noise_weights
+
+    scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    abar = scheduler.alphas_cumprod
+    t = torch.tensor([0, 200, 500, 700, 999])
+    w = high_noise_weights(t, abar, cap=20.0)
+    snr = abar[t] / (1 - abar[t])
+    assert w[0] == 1 and w[1] == 1  # SNR >= 1: untouched
+    assert torch.isclose(w[2], 1 / snr[2]) and torch.isclose(w[3], 1 / snr[3])  # x0 error of weight 1
+    assert w[4] == 20  # capped
+    assert torch.all(w[1:] >= w[:-1])  # never less weight for more noise
+    # outside the normalisation: one weight shared by a whole batch scales the loss (a weighted mean would not)
+    pred, target = torch.zeros(1, 4, 2, 8, 8), torch.ones(1, 4, 2, 8, 8)
+    pose_w = torch.rand(1, 1, 2, 8, 8) + 0.5
+    step_w = torch.full((1, 1, 2, 1, 1), 7.0)
+    assert torch.isclose(diffusion_loss(pred, target, pose_w, step_w), 7 * diffusion_loss(pred, target, pose_w))
+    assert torch.isclose(diffusion_loss(pred, target, None, step_w), torch.tensor(7.0))
+    cfg = load_config(None, ["high_noise_loss_weight=20"])
+    assert cfg.high_noise_loss_weight == 20
+    with pytest.raises(ValueError, match="high_noise_loss_weight"):
+        load_config(None, ["high_noise_loss_weight=0.5"])
+
+
+def test_compute_loss_weights_each_frame_by_its_own_noise_level(tiny_pipe):
+    from diffusers import DDPMScheduler
+
+    from turbonext.trainer.loop import compute_loss
+    from turbonext.trainer.losses import high_noise_weights
+
+    noise_scheduler = DDPMScheduler.from_config(tiny_pipe.scheduler.config)
+    text = tiny_pipe.encode_prompt("", "cpu")
+    batch = {"frames": torch.rand(1, 2, 3, 64, 64), "poses": torch.rand(1, 2, 3, 64, 64),
+             "reference": torch.rand(1, 3, 64, 64)}
+    seen = {}
+
+    def model(noisy, timesteps, ref_latents, text, poses, ref_poses):  # predicts zero noise: loss = weighted |noise|^2
+        seen["timesteps"] = timesteps
+        return torch.zeros_like(noisy)
+
+    for per_frame in (0.0, 1.0):
+        losses = {}
+        for cap in (0.0, 20.0):
+            cfg = TrainConfig(num_frames=2, per_frame_timesteps=per_frame, high_noise_loss_weight=cap).validate()
+            torch.manual_seed(3)  # the same timesteps and noise for both caps
+            losses[cap] = float(compute_loss(batch, tiny_pipe, model, noise_scheduler, text, cfg))
+        weights = high_noise_weights(seen["timesteps"].reshape(-1), noise_scheduler.alphas_cumprod, 20.0)
+        ratio = losses[20.0] / losses[0.0]
+        if per_frame == 0.0:  # one level for the clip: the loss scales by exactly its weight
+            assert seen["timesteps"].ndim == 1 and ratio == pytest.approx(float(weights[0]), rel=1e-4)
+        else:  # a level per frame: each frame's error by its own weight
+            assert seen["timesteps"].shape == (1, 2)
+            assert float(weights.min()) - 1e-4 <= ratio <= float(weights.max()) + 1e-4
+
+
+def test_copy_unet_into_reference_net_shares_every_spatial_weight(tiny_pipe_factory, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from turbonext import TurboNextPipeline
+    from turbonext.trainer.trainable import copy_unet_into_reference_net
+
+    pipe = tiny_pipe_factory()
+    torch.manual_seed(0)
+    with torch.no_grad():  # from_components starts both from the base UNet: make them differ first
+        for param in pipe.unet.parameters():
+            param.add_(0.01 * torch.randn_like(param))
+    src = tmp_path / "src"
+    pipe.save_pretrained(src)
+    out = tmp_path / "out"
+    script = Path(__file__).parents[1] / "training" / "init_reference_net.py"
+    run = subprocess.run([sys.executable, str(script), str(src), str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    copied = TurboNextPipeline.from_pretrained(out)
+    unet = copied.unet.state_dict()
+    reference = copied.reference_unet.state_dict()
+    assert reference and all(torch.equal(v, unet[k]) for k, v in reference.items())
+    assert any(not torch.equal(v, pipe.reference_unet.state_dict()[k]) for k, v in reference.items())
+    # the copy still renders, and its UNet is untouched
+    assert all(torch.equal(v, pipe.unet.state_dict()[k]) for k, v in unet.items())
+    # an architecture mismatch is refused in words
+    from diffusers import UNet2DConditionModel
+
+    pipe.reference_unet = UNet2DConditionModel(block_out_channels=(16, 32), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                               up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                               layers_per_block=1, norm_num_groups=8, sample_size=8)
+    with pytest.raises(ValueError, match="share the spatial architecture"):
+        copy_unet_into_reference_net(pipe)

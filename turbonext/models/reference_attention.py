@@ -19,6 +19,7 @@ LoRA adapter, adapter scale, enabled/disabled adapter or fused LoRA of the modul
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -93,6 +94,9 @@ class ReferenceCache:
     ``key``: identifies the reference (content hash, prompt, pose, the weights that made the tokens).
     ``kv_fingerprint``: the main UNet's projections, device and dtype the K/V were computed with.
     ``inputs``: what the pipeline made it from (image, pose, prompt), to make it again when weights change.
+    ``key_mask``: optional (B_ref, 1, H, W), > 0 where the reader may look: each reading layer resamples it
+    to its token grid and attends only to the reference tokens it covers (its own tokens always). Set by
+    training's ``reference_focus`` (the person's region from the reference pose); ``None`` reads them all.
     """
 
     tokens: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -101,6 +105,7 @@ class ReferenceCache:
     kv_fingerprint: str | None = None
     inputs: tuple | None = field(default=None, repr=False)
     context: torch.Tensor | None = field(default=None, repr=False)
+    key_mask: torch.Tensor | None = field(default=None, repr=False)
 
     @staticmethod
     def projection_fingerprint(unet: torch.nn.Module, device: torch.device | str | None = None) -> str:
@@ -239,12 +244,12 @@ class ReferenceReadProcessor(PassThroughProcessor):
                 raise ValueError(f"reference_skip_rows={skip} must leave rows on both sides of a batch of "
                                  f"{hidden_states.shape[0]}")
             plain = super().__call__(attn, hidden_states[:skip], None, None, temb)
-            reading = self._read(attn, hidden_states[skip:], ref)
+            reading = self._read(attn, hidden_states[skip:], ref, reference.key_mask)
             return torch.cat([plain, reading])
-        return self._read(attn, hidden_states, ref)
+        return self._read(attn, hidden_states, ref, reference.key_mask)
 
     @staticmethod
-    def _read(attn: Attention, hidden_states: torch.Tensor, ref) -> torch.Tensor:
+    def _read(attn: Attention, hidden_states: torch.Tensor, ref, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         batch = hidden_states.shape[0]  # hidden_states (B*F, N, C), frames of one clip contiguous: b*F + f
         k_ref, v_ref = ref  # (B_ref, N_ref, inner)
         if k_ref.shape[0] == 1:
@@ -258,17 +263,36 @@ class ReferenceReadProcessor(PassThroughProcessor):
         query = attn.to_q(hidden_states)
         key = torch.cat([attn.to_k(hidden_states), k_ref.to(query.dtype)], dim=1)  # (B*F, N + N_ref, inner)
         value = torch.cat([attn.to_v(hidden_states), v_ref.to(query.dtype)], dim=1)
+        mask = None
+        if key_mask is not None:
+            keep = token_mask(key_mask, k_ref.shape[1])  # (B_ref, N_ref) bool
+            keep = keep.repeat_interleave(batch // keep.shape[0], 0) if keep.shape[0] != batch else keep
+            own = torch.ones(batch, hidden_states.shape[1], dtype=torch.bool, device=keep.device)
+            mask = torch.cat([own, keep], dim=1)[:, None, None, :]  # (B*F, 1, 1, N + N_ref)
 
         head_dim = key.shape[-1] // attn.heads
         query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
         key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
         value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attn.scale)
         out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
         out = attn.to_out[1](attn.to_out[0](out))
         if attn.residual_connection:
             out = out + hidden_states
         return out / attn.rescale_output_factor
+
+
+def token_mask(mask: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """A (B, 1, H, W) region -> (B, num_tokens) bool over a layer's token grid (the image's aspect ratio,
+    ``num_tokens`` = h * w cells): a cell is kept when the region touches it. A reference whose region
+    misses every cell keeps all of them (never an empty attention)."""
+    height, width = mask.shape[-2:]
+    scale = math.sqrt(height * width / num_tokens)
+    h, w = max(1, round(height / scale)), max(1, round(width / scale))
+    if h * w != num_tokens:
+        raise ValueError(f"a {height}x{width} key mask has no {num_tokens}-token grid of the same aspect ratio")
+    keep = F.adaptive_max_pool2d(mask.float(), (h, w)).flatten(1) > 0  # (B, N)
+    return keep | ~keep.any(dim=1, keepdim=True)
 
 
 def install_reference_processors(unet: torch.nn.Module, role: str) -> list[str]:

@@ -84,6 +84,9 @@ class TrainConfig:
     pose_heatmap_threshold: float = 0.1  # a pose-map pixel is skeleton if its brightest channel exceeds this
     pose_heatmap_dilation: float = 0.03  # grow the skeleton by this fraction of the image size
     pose_heatmap_blur: float = 1.0  # Gaussian sigma in latent cells (0 = no blur)
+    reference_focus: float = 0.0  # probability a sample's reference attention may read only the person's tokens
+    reference_focus_dilation: float = 0.06  # the person's region: the reference skeleton grown by this x image size
+    high_noise_loss_weight: float = 0.0  # > 1: weight each frame's loss by clamp(1/SNR(t), 1, this) (0 = off)
     # --- the live stream's window layout (RAIN-style; training/README.md, "Training for the live stream")
     stream_layout: float = 0.0  # probability a clip is noised as a StreamSession window lays it out (a staircase)
     stream_num_inference_steps: int = 4  # K: the stream's LCM levels (its num_inference_steps)
@@ -136,6 +139,10 @@ class TrainConfig:
                      "stream_clean_context"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
+        if not 0.0 <= self.reference_focus <= 1.0:
+            raise ValueError(f"reference_focus is a probability in [0, 1], got {self.reference_focus}")
+        if self.high_noise_loss_weight != 0 and self.high_noise_loss_weight < 1:
+            raise ValueError(f"high_noise_loss_weight must be 0 (off) or >= 1, got {self.high_noise_loss_weight}")
         if self.noise_offset < 0:
             raise ValueError(f"noise_offset is a standard deviation (>= 0; 0.05-0.1 is usual); got {self.noise_offset}.")
         if self.init_pipeline is not None:

@@ -35,7 +35,7 @@ from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import TrainConfig, load_config
 from turbonext.trainer.dataset import PoseVideoDataset
-from turbonext.trainer.losses import diffusion_loss, pose_loss_weights
+from turbonext.trainer.losses import diffusion_loss, high_noise_weights, pose_heatmap, pose_loss_weights
 from turbonext.trainer.trainable import build_pipeline, configure_trainable, count_parameters
 from turbonext.trainer.training_model import TrainingModel
 from turbonext.trainer.validation import pick_validation_clip, run_validation
@@ -184,6 +184,21 @@ def sample_training_timesteps(batch: int, num_frames: int, num_train_timesteps: 
     return torch.where(pick, stream, timesteps), pick & clean
 
 
+def reference_focus_mask(reference_poses: torch.Tensor, latent_size: tuple[int, int], probability: float,
+                         dilation: float, threshold: float = 0.1) -> torch.Tensor:
+    """(B, 1, h, w) key masks for ``reference_focus``: with that probability per sample, the reference's
+    person (its skeleton grown by ``dilation`` x the image size, at latent resolution), else everything.
+
+    A curriculum for the reference attention: a ReferenceNet's tokens are mostly background (the person is
+    ~10% of a frame), so a reader that has not learned where the person is averages over black and the
+    reference's colours reach it ~10x diluted; restricted to the person, they reach it from the first step,
+    which is what teaches both the values (carry the colours) and the keys (find the person) their job.
+    """
+    region = (pose_heatmap(reference_poses, latent_size, threshold=threshold, dilation=dilation, blur_sigma=0.0) > 0)
+    drawn = torch.rand(region.shape[0], device=region.device) < probability
+    return torch.where(drawn[:, None, None, None], region, torch.ones_like(region))
+
+
 def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model: torch.nn.Module,
                  noise_scheduler: DDPMScheduler, text: torch.Tensor, cfg: TrainConfig,
                  stream_levels: torch.Tensor | None = None) -> torch.Tensor:
@@ -214,7 +229,12 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
     else:
         target = noise
     ref_poses = batch.get("reference_pose") if pipe.pose_guider.reads_reference_pose else None  # (B, 3, H, W)
-    pred = model(noisy, timesteps, ref_latents, text.expand(b, -1, -1), poses, ref_poses)  # (B, 4, F, h, w)
+    focus = {}
+    if cfg.reference_focus > 0:
+        focus["ref_key_mask"] = reference_focus_mask(batch["reference_pose"], tuple(latents.shape[-2:]),
+                                                     cfg.reference_focus, cfg.reference_focus_dilation,
+                                                     cfg.pose_heatmap_threshold)  # (B, 1, h, w)
+    pred = model(noisy, timesteps, ref_latents, text.expand(b, -1, -1), poses, ref_poses, **focus)  # (B, 4, F, h, w)
     weights = None
     if cfg.pose_loss_weighting:
         weights = pose_loss_weights(poses, tuple(latents.shape[-2:]), cfg.pose_loss_strength,
@@ -223,7 +243,12 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
     if clean is not None:
         noisy_frames = (~clean).to(pred.dtype)[:, None, :, None, None]  # (B, 1, F, 1, 1): 0 for clean context
         weights = noisy_frames if weights is None else weights * noisy_frames
-    return diffusion_loss(pred, target, weights)
+    step_weights = None
+    if cfg.high_noise_loss_weight:
+        per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, f)  # (B, F)
+        step_weights = high_noise_weights(per_frame, noise_scheduler.alphas_cumprod,
+                                          cfg.high_noise_loss_weight)[:, None, :, None, None]  # (B, 1, F, 1, 1)
+    return diffusion_loss(pred, target, weights, step_weights)
 
 
 def _trackers(cfg: TrainConfig) -> str | None:

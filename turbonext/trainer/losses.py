@@ -63,14 +63,34 @@ def pose_loss_weights(poses: torch.Tensor, latent_size: tuple[int, int], strengt
     return 1.0 + strength * heat
 
 
-def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def high_noise_weights(timesteps: torch.Tensor, alphas_cumprod: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-timestep loss weights ``clamp(1 / SNR(t), 1, cap)``, same shape as ``timesteps``.
+
+    The noise MSE counts an error in the clean image x0 with weight SNR(t) = abar / (1 - abar): at the noisy
+    steps, where nothing of the target's colours is left in the input and the reference is the only
+    source of them, a wrong colour costs almost nothing (SNR(999) ~ 0.005 on SD's schedule). Weighting
+    those steps' noise error by 1/SNR, capped, turns them into an x0 error of weight ~1 (up to the cap);
+    steps with SNR >= 1 keep weight 1.
+    """
+    abar = alphas_cumprod.to(timesteps.device)[timesteps.long()].float()
+    return ((1.0 - abar) / abar).clamp(min=1.0, max=float(cap))
+
+
+def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+                   step_weights: torch.Tensor | None = None) -> torch.Tensor:
     """MSE between the predicted and true noise (B, C, F, h, w), in float32.
 
     With ``weights`` (broadcastable to the error, e.g. (B, 1, F, h, w)) the loss is the weighted mean
     ``sum(w * err) / sum(w)``: the scale of a plain MSE is kept (same learning rate), while the
     skeleton's share of the gradient grows with the weight.
+
+    ``step_weights`` (broadcastable to the error, e.g. (B, 1, F, 1, 1), from :func:`high_noise_weights`)
+    multiply the error without entering the normalisation: they change the loss's scale per timestep
+    (a weighted mean would cancel one weight shared by a whole batch).
     """
     err = (pred.float() - target.float()) ** 2
+    if step_weights is not None:
+        err = err * step_weights.float()
     if weights is None:
         return err.mean()
     weights = weights.float().expand_as(err)

@@ -77,5 +77,25 @@ def load_unet_params(unet: nn.Module, state: dict[str, torch.Tensor]) -> None:
             own[name].copy_(value.to(own[name].dtype))
 
 
+def copy_unet_into_reference_net(pipe: TurboNextPipeline) -> int:
+    """Overwrite the ReferenceNet with the main UNet's spatial (2D) weights; returns the tensors copied.
+
+    AnimateAnyone's start: a ReferenceNet that is a copy of the denoising UNet writes tokens in the same
+    feature space the UNet's self-attention reads, so reference attention can match like with like from
+    the first step. Useful when the two were trained apart (a from-scratch model whose ReferenceNet never
+    learned its job). Raises ``ValueError`` when the two do not share the spatial architecture.
+    """
+    spatial = {k: v for k, v in pipe.unet.state_dict().items() if "motion_modules." not in k}
+    own = pipe.reference_unet.state_dict()
+    missing, extra = sorted(set(own) - set(spatial)), sorted(set(spatial) - set(own))
+    mismatched = [k for k in set(own) & set(spatial) if own[k].shape != spatial[k].shape]
+    if missing or extra or mismatched:
+        raise ValueError(f"the ReferenceNet and the main UNet differ ({len(missing)} weights only in the ReferenceNet, "
+                         f"{len(extra)} only in the UNet, {len(mismatched)} of other shapes, e.g. "
+                         f"{(missing + extra + mismatched)[:3]}): they must share the spatial architecture.")
+    pipe.reference_unet.load_state_dict(spatial)
+    return len(spatial)
+
+
 def count_parameters(params: list[nn.Parameter]) -> int:
     return sum(p.numel() for p in params)

@@ -26,10 +26,12 @@ class TrainingModel(nn.Module):
         self.train_reference_unet = train_reference_unet
 
     def forward(self, noisy: torch.Tensor, timesteps: torch.Tensor, ref_latents: torch.Tensor, text: torch.Tensor,
-                poses: torch.Tensor, ref_poses: torch.Tensor | None = None) -> torch.Tensor:
+                poses: torch.Tensor, ref_poses: torch.Tensor | None = None,
+                ref_key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """noisy (B, 4, F, h, w); timesteps (B,) or (B, F); ref_latents (B, 4, h, w); text (B, 77, D);
         poses (B, F, 3, H, W); ref_poses (B, 3, H, W), the reference's pose, required when the pose
-        guider has a reference branch (``reference_features``) and ignored otherwise.
+        guider has a reference branch (``reference_features``) and ignored otherwise; ref_key_mask (B, 1, H', W'),
+        optional: the reference tokens each sample may read (:attr:`ReferenceCache.key_mask`).
 
         Each sample b reads its own reference b (frames b*F ... b*F + F - 1). The reference tokens travel
         with the UNet call (``cross_attention_kwargs``), so gradient checkpointing re-reads them in backward
@@ -47,6 +49,7 @@ class TrainingModel(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and (self.train_reference_unet or ref_pose_features is not None)):
             reference = run_reference_net(self.reference_unet, ref_latents.to(ref_dtype), text.to(ref_dtype),
                                           ref_pose_features)
+        reference.key_mask = ref_key_mask
         # 2. main UNet "read": cache.kv is empty, so each layer projects the tokens with its own to_k/to_v
         pose_features = self.pose_guider(poses.flatten(0, 1))  # (B*F, 320, h, w)
         return self.unet(noisy, timesteps, encoder_hidden_states=text.repeat_interleave(num_frames, dim=0),
