@@ -790,3 +790,66 @@ def test_copy_unet_into_reference_net_shares_every_spatial_weight(tiny_pipe_fact
                                                layers_per_block=1, norm_num_groups=8, sample_size=8)
     with pytest.raises(ValueError, match="share the spatial architecture"):
         copy_unet_into_reference_net(pipe)
+
+
+def test_figure_color_loss_scores_the_persons_low_pass_x0_error_at_noisy_frames():
+    from turbonext.trainer.losses import figure_color_loss
+
+    torch.manual_seed(0)
+    latents, noise = torch.randn(1, 4, 2, 8, 8), torch.randn(1, 4, 2, 8, 8)
+    abar = torch.tensor([0.01, 0.02]).view(1, 1, 2, 1, 1)
+    noisy = abar.sqrt() * latents + (1 - abar).sqrt() * noise
+    region = torch.zeros(1, 1, 2, 8, 8)
+    region[..., :4, :4] = 1  # the person: the top-left 4x4 cells
+    assert float(figure_color_loss(noise, noisy, latents, abar, region)) < 1e-10  # the true noise: x0 exact
+
+    def pred_for(x0):  # the noise prediction whose x0 estimate is x0
+        return (noisy - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+    shifted = latents.clone()
+    shifted[..., :4, :4] += 0.5  # a wrong colour on the person
+    assert float(figure_color_loss(pred_for(shifted), noisy, latents, abar, region)) == pytest.approx(0.25, rel=1e-4)
+    outside = latents.clone()
+    outside[..., 4:, 4:] += 3.0  # off the person: not this loss's business
+    assert float(figure_color_loss(pred_for(outside), noisy, latents, abar, region)) < 1e-8
+    checks = latents.clone()
+    checks[..., :4, :4] += 0.5 * torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(2, 2)  # texture, mean 0
+    assert float(figure_color_loss(pred_for(checks), noisy, latents, abar, region)) < 1e-8
+    left_out = torch.tensor([0.01, 0.0]).view(1, 1, 2, 1, 1)  # frame 1 not counted (a clean step)
+    one_frame = shifted.clone()
+    one_frame[:, :, 1] += 5.0
+    assert float(figure_color_loss(pred_for(one_frame), noisy, latents, left_out, region)) == pytest.approx(0.25, rel=1e-3)
+    nothing = torch.zeros_like(abar)
+    assert float(figure_color_loss(pred_for(shifted), noisy, latents, nothing, region)) == 0.0
+    velocity = abar.sqrt() * noise - (1 - abar).sqrt() * latents  # v-prediction: the true v gives x0 exactly
+    assert float(figure_color_loss(velocity, noisy, latents, abar, region, "v_prediction")) < 1e-10
+
+
+def test_compute_loss_adds_the_figure_color_loss_only_at_noisy_frames(tiny_pipe):
+    from diffusers import DDPMScheduler
+
+    from turbonext.trainer.loop import compute_loss
+
+    noise_scheduler = DDPMScheduler.from_config(tiny_pipe.scheduler.config)
+    text = tiny_pipe.encode_prompt("", "cpu")
+    pose = torch.zeros(1, 2, 3, 64, 64)
+    pose[..., 10:54, 28:36] = 1.0
+    batch = {"frames": torch.rand(1, 2, 3, 64, 64), "poses": pose, "reference": torch.rand(1, 3, 64, 64)}
+
+    seen = {}
+
+    def model(noisy, timesteps, ref_latents, text, poses, ref_poses):
+        seen["t"] = int(timesteps.reshape(-1)[0])
+        return torch.zeros_like(noisy)
+
+    def loss(**kw):
+        torch.manual_seed(1)
+        return float(compute_loss(batch, tiny_pipe, model, noise_scheduler, text, TrainConfig(num_frames=2, **kw).validate()))
+
+    plain = loss()
+    t = seen["t"]  # the clip's timestep under this seed (one level per clip)
+    added = loss(figure_color_loss=1.0, figure_color_min_timestep=t)  # this clip counts
+    skipped = loss(figure_color_loss=1.0, figure_color_min_timestep=t + 1)  # this clip is not noisy enough
+    assert added > plain and skipped == pytest.approx(plain)
+    with pytest.raises(ValueError, match="figure_color_loss"):
+        load_config(None, ["figure_color_loss=-1"])

@@ -86,6 +86,8 @@ class TrainConfig:
     pose_heatmap_blur: float = 1.0  # Gaussian sigma in latent cells (0 = no blur)
     reference_focus: float = 0.0  # probability a sample's reference attention may read only the person's tokens
     reference_focus_dilation: float = 0.06  # the person's region: the reference skeleton grown by this x image size
+    figure_color_loss: float = 0.0  # weight of the person's low-pass x0 error at noisy steps (0 = off)
+    figure_color_min_timestep: int = 500  # frames noisier than this get the figure colour loss
     high_noise_loss_weight: float = 0.0  # > 1: weight each frame's loss by clamp(1/SNR(t), 1, this) (0 = off)
     # --- the live stream's window layout (RAIN-style; training/README.md, "Training for the live stream")
     stream_layout: float = 0.0  # probability a clip is noised as a StreamSession window lays it out (a staircase)
@@ -141,6 +143,8 @@ class TrainConfig:
                 raise ValueError(f"{name} is a probability in [0, 1]; got {getattr(self, name)}.")
         if not 0.0 <= self.reference_focus <= 1.0:
             raise ValueError(f"reference_focus is a probability in [0, 1], got {self.reference_focus}")
+        if self.figure_color_loss < 0:
+            raise ValueError(f"figure_color_loss must be >= 0, got {self.figure_color_loss}")
         if self.high_noise_loss_weight != 0 and self.high_noise_loss_weight < 1:
             raise ValueError(f"high_noise_loss_weight must be 0 (off) or >= 1, got {self.high_noise_loss_weight}")
         if self.noise_offset < 0:

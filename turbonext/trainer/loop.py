@@ -35,7 +35,13 @@ from turbonext.schedulers.scheduling_staggered_lcm import StaggeredLCMSchedule
 from turbonext.trainer import checkpoints
 from turbonext.trainer.config import TrainConfig, load_config
 from turbonext.trainer.dataset import PoseVideoDataset
-from turbonext.trainer.losses import diffusion_loss, high_noise_weights, pose_heatmap, pose_loss_weights
+from turbonext.trainer.losses import (
+    diffusion_loss,
+    figure_color_loss,
+    high_noise_weights,
+    pose_heatmap,
+    pose_loss_weights,
+)
 from turbonext.trainer.trainable import build_pipeline, configure_trainable, count_parameters
 from turbonext.trainer.training_model import TrainingModel
 from turbonext.trainer.validation import pick_validation_clip, run_validation
@@ -248,7 +254,19 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
         per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, f)  # (B, F)
         step_weights = high_noise_weights(per_frame, noise_scheduler.alphas_cumprod,
                                           cfg.high_noise_loss_weight)[:, None, :, None, None]  # (B, 1, F, 1, 1)
-    return diffusion_loss(pred, target, weights, step_weights)
+    loss = diffusion_loss(pred, target, weights, step_weights)
+    if cfg.figure_color_loss > 0:
+        per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, f)  # (B, F)
+        abar = noise_scheduler.alphas_cumprod.to(per_frame.device)[per_frame.long()].float()
+        abar = torch.where(per_frame >= cfg.figure_color_min_timestep, abar, torch.zeros_like(abar))
+        if clean is not None:
+            abar = torch.where(clean, torch.zeros_like(abar), abar)
+        region = pose_heatmap(poses.flatten(0, 1), tuple(latents.shape[-2:]), threshold=cfg.pose_heatmap_threshold,
+                              dilation=cfg.reference_focus_dilation, blur_sigma=0.0) > 0  # (B*F, 1, h, w)
+        region = region.float().view(b, f, 1, *latents.shape[-2:]).permute(0, 2, 1, 3, 4)  # (B, 1, F, h, w)
+        loss = loss + cfg.figure_color_loss * figure_color_loss(
+            pred, noisy, latents, abar[:, None, :, None, None], region, noise_scheduler.config.prediction_type)
+    return loss
 
 
 def _trackers(cfg: TrainConfig) -> str | None:

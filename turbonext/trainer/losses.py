@@ -95,3 +95,30 @@ def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tens
         return err.mean()
     weights = weights.float().expand_as(err)
     return (weights * err).sum() / weights.sum()
+
+
+def figure_color_loss(pred: torch.Tensor, noisy: torch.Tensor, latents: torch.Tensor, abar: torch.Tensor,
+                      region: torch.Tensor, prediction_type: str = "epsilon", pool: int = 4) -> torch.Tensor:
+    """The person's low-frequency x0 error: what only the reference can tell at a noisy step.
+
+    ``pred``, ``noisy``, ``latents`` (B, C, F, h, w); ``abar`` (B, 1, F, 1, 1) the frames' alpha-bar (0 for frames
+    left out); ``region`` (B, 1, F, h, w) in [0, 1], the person. The x0 estimate implied by ``pred`` minus the
+    clean latents, masked to the person and averaged over ``pool`` x ``pool`` cells (a colour, not the texture
+    or the noise's detail, which no reference can give), squared, averaged over the person's cells of the
+    frames with ``abar`` > 0. 0 when no frame counts.
+    """
+    counted = (abar > 0).float()
+    abar = abar.clamp_min(1e-6)
+    if prediction_type == "v_prediction":
+        x0 = abar.sqrt() * noisy - (1 - abar).sqrt() * pred
+    else:
+        x0 = (noisy - (1 - abar).sqrt() * pred) / abar.sqrt()
+    err = (x0.float() - latents.float()) * region * counted  # (B, C, F, h, w)
+    b, c, f, h, w = err.shape
+    k = max(1, min(pool, h, w))
+    cells = F.avg_pool2d(err.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w), k)  # (B*F, C, h/k, w/k)
+    weight = F.avg_pool2d((region * counted).expand(b, 1, f, h, w).permute(0, 2, 1, 3, 4).reshape(b * f, 1, h, w), k)
+    total = weight.sum()
+    if total <= 0:
+        return pred.sum() * 0.0
+    return (cells ** 2).sum() / (total * c)
