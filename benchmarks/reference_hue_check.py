@@ -20,29 +20,22 @@ pixels. Reported per rotation angle (mean and spread over scenes):
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference_check_io import load_frames, write_json  # noqa: E402
 from turbonext import TurboNextPipeline  # noqa: E402
 from turbonext.evaluation.ablations import reference_attention_disabled  # noqa: E402
 from turbonext.trainer.dataset import rotate_hue, scan_scenes  # noqa: E402
-
-
-def _frames(paths: list[Path]) -> torch.Tensor:
-    """(F, 3, H, W) in [0, 1]."""
-    arrays = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0 for p in paths]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
 
 def _render(pipe, reference: torch.Tensor, poses: torch.Tensor, ref_pose: torch.Tensor | None, steps: int,
@@ -56,10 +49,10 @@ def _render(pipe, reference: torch.Tensor, poses: torch.Tensor, ref_pose: torch.
 def scene_scores(pipe, scene, others, num_frames: int, angles: list[float], steps: int, seed: int) -> dict:
     """Scores of one scene (see the module docstring), one entry per angle in degrees."""
     ref_scene = others[0]
-    reference = _frames(ref_scene.images[:1])[0]
-    ref_pose = _frames(ref_scene.poses[:1])[0] if getattr(pipe, "reads_reference_pose", False) else None
-    truth = _frames(scene.images[:num_frames])
-    poses = _frames(scene.poses[:num_frames])
+    reference = load_frames(ref_scene.images[:1])[0]
+    ref_pose = load_frames(ref_scene.poses[:1])[0] if getattr(pipe, "reads_reference_pose", False) else None
+    truth = load_frames(scene.images[:num_frames])
+    poses = load_frames(scene.poses[:num_frames])
     mask = (truth.amax(dim=1, keepdim=True) > 0.1).float()  # (F, 1, H, W): the figure
     pixels = mask.sum().clamp_min(1.0)
 
@@ -133,9 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     for angle, row in result["summary"].items():
         cells = "  ".join(f"{k} {v['mean']:.3f}±{v['std']:.3f}" for k, v in row.items())
         print(f"hue {angle:>3}: {cells}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     return result
 
 

@@ -19,7 +19,6 @@ reference-reading self-attention of the main UNet, averaged over the render's ca
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections import defaultdict
@@ -28,21 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference_check_io import load_frames, write_json  # noqa: E402
 from turbonext import TurboNextPipeline  # noqa: E402
 from turbonext.models import reference_attention as ra  # noqa: E402
 from turbonext.trainer.dataset import rotate_hue  # noqa: E402
-
-
-def _load(paths) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0)
-                        .permute(2, 0, 1) for p in paths])
 
 
 def _grid(mask: torch.Tensor, num_tokens: int) -> torch.Tensor:
@@ -52,10 +46,10 @@ def _grid(mask: torch.Tensor, num_tokens: int) -> torch.Tensor:
 
 
 def probe(pipe, scene: Path, ref_scene: Path, frames: int = 4, angle: float = 120.0) -> dict:
-    truth = _load(sorted((scene / "images").iterdir())[:frames])
-    poses = _load(sorted((scene / "poses").iterdir())[:frames])
-    reference = _load(sorted((ref_scene / "images").iterdir())[:1])[0]
-    reference_pose = _load(sorted((ref_scene / "poses").iterdir())[:1])[0] if pipe.reads_reference_pose else None
+    truth = load_frames(sorted((scene / "images").iterdir())[:frames])
+    poses = load_frames(sorted((scene / "poses").iterdir())[:frames])
+    reference = load_frames(sorted((ref_scene / "images").iterdir())[:1])[0]
+    reference_pose = load_frames(sorted((ref_scene / "poses").iterdir())[:1])[0] if pipe.reads_reference_pose else None
     target_person = (truth.amax(dim=1, keepdim=True) > 0.1).float()  # (F, 1, H, W)
     ref_person = (reference.amax(dim=0, keepdim=True)[None] > 0.1).float()  # (1, 1, H, W)
     stats: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -127,9 +121,7 @@ def main(argv=None) -> dict:
     for name, row in layers.items():
         print(f"{name[:48]:48s} " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()))
     result = {"model": args.model, "scene": args.scene, "reference_scene": args.reference_scene, "layers": layers}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     return result
 
 

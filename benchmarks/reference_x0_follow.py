@@ -15,30 +15,23 @@ person's tokens (training's ``reference_focus`` mask).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from diffusers import DDPMScheduler
-from PIL import Image
 
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.reference_check_io import load_frames, write_json  # noqa: E402
 from turbonext import TurboNextPipeline  # noqa: E402
 from turbonext.trainer.dataset import rotate_hue  # noqa: E402
 from turbonext.trainer.loop import reference_focus_mask  # noqa: E402
 from turbonext.trainer.training_model import TrainingModel  # noqa: E402
-
-
-def _load(paths) -> torch.Tensor:
-    return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0)
-                        .permute(2, 0, 1) for p in paths])
 
 
 def x0_estimate(pipe, model, scheduler, truth, poses, reference, reference_pose, t, seed, focus) -> torch.Tensor:
@@ -82,10 +75,10 @@ def main(argv=None) -> dict:
     rows = []
     for pair in args.pairs.split(","):
         scene, ref_scene = (Path(args.data) / name for name in pair.split(":"))
-        truth = _load(sorted((scene / "images").iterdir())[: args.frames])
-        poses = _load(sorted((scene / "poses").iterdir())[: args.frames])
-        reference = _load(sorted((ref_scene / "images").iterdir())[:1])[0]
-        reference_pose = _load(sorted((ref_scene / "poses").iterdir())[:1])[0]
+        truth = load_frames(sorted((scene / "images").iterdir())[: args.frames])
+        poses = load_frames(sorted((scene / "poses").iterdir())[: args.frames])
+        reference = load_frames(sorted((ref_scene / "images").iterdir())[:1])[0]
+        reference_pose = load_frames(sorted((ref_scene / "poses").iterdir())[:1])[0]
         person = (truth.amax(dim=1, keepdim=True) > 0.1).float()
 
         def per_pixel(a, b):
@@ -100,9 +93,7 @@ def main(argv=None) -> dict:
                          "colour_error": per_pixel(plain, truth)})
             print(f"{pair}  t={t}  follow {rows[-1]['follow']:.3f}  colour error {rows[-1]['colour_error']:.3f}")
     result = {"model": args.model, "mode": args.mode, "focus": args.focus, "angle": args.angle, "rows": rows}
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1))
+    write_json(args.json, result)
     return result
 
 
