@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("model")
     parser.add_argument("--data", default="data/synth256_v2")
     parser.add_argument("--split", default="val_identity")
-    parser.add_argument("--scenes", type=int, default=8, help="scenes scored (first of the split, sorted)")
+    parser.add_argument("--scenes", type=int, default=8,
+                        help="scenes scored, taken from the split's identities in turn")
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--angles", default="120,240", help="hue rotations in degrees, comma-separated")
     parser.add_argument("--steps", type=int, default=4)
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> dict:
     by_identity: dict[str, list] = {}
     for scene in scenes:
         by_identity.setdefault(scene.video, []).append(scene)
-    chosen = [s for s in scenes if len(by_identity[s.video]) > 1][: args.scenes]
+    # identities in turn (each one's clips in order), so that a few scenes already span several identities
+    queues = [clips for clips in by_identity.values() if len(clips) > 1]
+    chosen = [clips[i] for i in range(max(map(len, queues), default=0)) for clips in queues if i < len(clips)][: args.scenes]
     if not chosen:
         raise SystemExit(f"no identity of {args.data} split {args.split!r} has two clips to take a reference from")
     angles = [float(a) for a in args.angles.split(",")]

@@ -249,14 +249,13 @@ def compute_loss(batch: dict[str, torch.Tensor], pipe: TurboNextPipeline, model:
     if clean is not None:
         noisy_frames = (~clean).to(pred.dtype)[:, None, :, None, None]  # (B, 1, F, 1, 1): 0 for clean context
         weights = noisy_frames if weights is None else weights * noisy_frames
+    per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, f)  # (B, F)
     step_weights = None
     if cfg.high_noise_loss_weight:
-        per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, f)  # (B, F)
         step_weights = high_noise_weights(per_frame, noise_scheduler.alphas_cumprod,
                                           cfg.high_noise_loss_weight)[:, None, :, None, None]  # (B, 1, F, 1, 1)
     loss = diffusion_loss(pred, target, weights, step_weights)
     if cfg.figure_color_loss > 0:
-        per_frame = timesteps if timesteps.ndim == 2 else timesteps[:, None].expand(b, f)  # (B, F)
         abar = noise_scheduler.alphas_cumprod.to(per_frame.device)[per_frame.long()].float()
         abar = torch.where(per_frame >= cfg.figure_color_min_timestep, abar, torch.zeros_like(abar))
         if clean is not None:
